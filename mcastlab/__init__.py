@@ -1,0 +1,36 @@
+"""mcastlab: the multicast registry pattern — register identities with metadata and a TTL, enumerate
+them by filter, multicast to them — run against live servers or in SimPy virtual time, and measured.
+
+Quick start::
+
+    import asyncio, mcastlab
+
+    async def main():
+        async with mcastlab.Coordinator() as c:
+            await c.register("sensor-1", {"status": "online", "firmware_version": "1.2.3"}, ttl=300)
+            print(await c.enumerate('status == "online" and firmware_version < v"1.3"'))
+            print(await c.multicast({"status": "online"}, b"restart"))
+
+    asyncio.run(main())
+"""
+
+from mcastlab.config import Config
+from mcastlab.coordinator import Coordinator
+from mcastlab.errors import McastlabError
+from mcastlab.identity import Identity
+from mcastlab.metrics import Metrics
+from mcastlab.results import ExpirationEvent, MulticastResult, OpEvent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "Coordinator",
+    "ExpirationEvent",
+    "Identity",
+    "McastlabError",
+    "Metrics",
+    "MulticastResult",
+    "OpEvent",
+    "__version__",
+]

@@ -1,0 +1,281 @@
+"""Embedded backends (the default, no servers): an indexed in-memory registry and in-process inboxes.
+
+MemoryRegistry keeps one secondary index per top-level scalar field ({field: {token: {id: None}}}; dicts
+as insertion-ordered sets, so results come out in a deterministic order), so equality and ``in``
+filters cost O(matches) rather than O(registry); when the index answers a filter exactly the predicate
+is not even run. A lazy min-heap of deadlines serves expiry (stale entries are skipped when popped).
+It never reads a clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from mcastlab.backends.base import DELIVERED, NO_LISTENER, ExpiredIdentity, Message
+from mcastlab.errors import ClosedError, DeliveryError, RegistryFullError
+from mcastlab.filters import AllOf, And, AnyOf, Compare, In, Or, Term, index_token
+from mcastlab.identity import Identity
+from mcastlab.runtime.base import Mailbox
+
+if TYPE_CHECKING:
+    from mcastlab.filters import CompiledFilter
+    from mcastlab.runtime.base import Runtime
+
+
+class MemoryRegistry:
+    """In-process registry with secondary indexes and a deadline heap. Shareable by coordinators."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._items: dict[str, Identity] = {}
+        self._index: dict[str, dict[str, dict[str, None]]] = {}
+        self._tokens: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._opens = 0
+
+    # lifecycle (reference counted: shared by several coordinators, closed by the last)
+    async def open(self) -> None:
+        self._opens += 1
+
+    async def close(self) -> None:
+        self._opens = max(0, self._opens - 1)
+
+    # writes
+    def _unindex(self, identity_id: str) -> None:
+        for field, token in self._tokens.pop(identity_id, ()):
+            bucket = self._index[field][token]
+            bucket.pop(identity_id, None)
+            if not bucket:
+                del self._index[field][token]
+
+    def _index_one(self, identity: Identity) -> None:
+        pairs = []
+        index, ident = self._index, identity.id
+        for field, value in identity.metadata.items():
+            token = "s:" + value if type(value) is str else index_token(value)
+            if token is None:
+                continue
+            pairs.append((field, token))
+            by_token = index.get(field)
+            if by_token is None:
+                by_token = index[field] = {}
+            bucket = by_token.get(token)
+            if bucket is None:
+                by_token[token] = {ident: None}
+            else:
+                bucket[ident] = None
+        self._tokens[ident] = tuple(pairs)
+
+    async def upsert(self, identity: Identity, *, now: float, max_identities: int | None) -> bool:
+        old = self._items.get(identity.id)
+        is_new = old is None or not old.alive(now)
+        if old is None and max_identities is not None and len(self._items) >= max_identities:
+            raise RegistryFullError(
+                f"registry is full: {len(self._items)} identities stored, max_identities={max_identities}; "
+                "raise Config.max_identities or unregister some",
+                limit=max_identities,
+            )
+        if not isinstance(identity.metadata, MappingProxyType):
+            identity = Identity(identity.id, MappingProxyType(dict(identity.metadata)),
+                                identity.registered_at, identity.expires_at)
+        if old is not None:
+            if old.metadata != identity.metadata:
+                self._unindex(identity.id)
+                self._index_one(identity)
+        else:
+            self._index_one(identity)
+        self._items[identity.id] = identity
+        if identity.expires_at is not None:
+            heapq.heappush(self._heap, (identity.expires_at, identity.id))
+        return is_new
+
+    async def touch(self, identity_id: str, expires_at: float | None, *, now: float) -> Identity | None:
+        old = self._items.get(identity_id)
+        if old is None or not old.alive(now):
+            return None
+        new = Identity(old.id, old.metadata, old.registered_at, expires_at)
+        self._items[identity_id] = new
+        if expires_at is not None:
+            heapq.heappush(self._heap, (expires_at, identity_id))
+        return new
+
+    async def remove(self, identity_id: str) -> bool:
+        if self._items.pop(identity_id, None) is None:
+            return False
+        self._unindex(identity_id)
+        return True
+
+    # reads
+    async def get(self, identity_id: str, *, now: float) -> Identity | None:
+        item = self._items.get(identity_id)
+        if item is None or not item.alive(now):
+            return None
+        return item
+
+    def _candidates(self, plan: Any) -> Any:
+        """Ids the plan selects, as an ordered dict-set (or set), or None when it needs a full scan."""
+        if isinstance(plan, Term):
+            return self._index.get(plan.field, {}).get(plan.token, {})
+        if isinstance(plan, AnyOf):
+            out: dict[str, None] = {}
+            for part in plan.parts:
+                got = self._candidates(part)
+                if got is None:
+                    return None
+                out.update(dict.fromkeys(got))
+            return out
+        if isinstance(plan, AllOf):
+            sets = [got for got in map(self._candidates, plan.parts) if got is not None]
+            if not sets:
+                return None
+            sets.sort(key=len)
+            first, rest = sets[0], sets[1:]
+            return [c for c in first if all(c in other for other in rest)] if rest else first
+        return None
+
+    def _select(self, flt: CompiledFilter, now: float) -> list[Identity]:
+        items = self._items
+        if flt.matches_all:
+            return [i for i in items.values() if i.expires_at is None or now < i.expires_at]
+        pred = flt.predicate
+        cands = self._candidates(flt.plan) if flt.plan is not None else None
+        if cands is None:
+            pool: Any = items.values()
+        else:
+            pool = [items[c] for c in cands]
+            if _plan_is_exact(flt.filter):
+                return [i for i in pool if i.expires_at is None or now < i.expires_at]
+        return [i for i in pool if (i.expires_at is None or now < i.expires_at) and pred(i.metadata)]
+
+    async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
+        return self._select(flt, now)
+
+    async def count(self, flt: CompiledFilter, *, now: float) -> int:
+        return len(self._select(flt, now))
+
+    # expiry
+    async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:
+        out: list[ExpiredIdentity] = []
+        heap, items = self._heap, self._items
+        while heap and heap[0][0] <= now and len(out) < limit:
+            deadline, identity_id = heapq.heappop(heap)
+            item = items.get(identity_id)
+            if item is None or item.expires_at != deadline:
+                continue  # stale entry: re-registered, touched or removed since
+            del items[identity_id]
+            self._unindex(identity_id)
+            out.append(ExpiredIdentity(identity_id, deadline))
+        return out
+
+    async def next_deadline(self) -> float | None:
+        heap, items = self._heap, self._items
+        while heap:
+            deadline, identity_id = heap[0]
+            item = items.get(identity_id)
+            if item is not None and item.expires_at == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _plan_is_exact(f: Any) -> bool:
+    """True when the index plan selects exactly the matches: only ==/in on indexable top-level keys."""
+    if isinstance(f, Compare):
+        return f.op == "==" and "." not in f.field and "`" not in f.field and index_token(f.value) is not None
+    if isinstance(f, In):
+        return (not f.negated and "." not in f.field and "`" not in f.field
+                and all(index_token(v) is not None for v in f.values))
+    if isinstance(f, And | Or):
+        return all(_plan_is_exact(c) for c in f.children)
+    return False
+
+
+class MemoryInbox:
+    """One listener on an identity's inbox; receipt is acknowledged when the message is queued."""
+
+    def __init__(self, identity: str, runtime: Runtime) -> None:
+        self.identity = identity
+        self._runtime = runtime
+        self._mailbox: Mailbox[Message] = Mailbox(runtime)
+        self.received = 0
+
+    def deliver(self, message: Message) -> None:
+        self.received += 1
+        self._mailbox.put(message)
+
+    async def get(self, timeout: float | None = None) -> Message:
+        return await self._mailbox.get(timeout)
+
+    def get_nowait(self) -> Message | None:
+        return self._mailbox.get_nowait()
+
+    def __len__(self) -> int:
+        return len(self._mailbox)
+
+
+class MemoryMessaging:
+    """In-process messaging: one inbox (or several listeners) per identity, shared by coordinators."""
+
+    name = "memory"
+    modes: Sequence[str] = ("publish", "ack")
+    self_timed = True  # send never blocks, so the coordinator need not wrap it in a timeout
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[MemoryInbox]] = {}
+        self._runtime: Runtime | None = None
+        self._opens = 0
+
+    async def open(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._opens += 1
+
+    async def close(self) -> None:
+        self._opens = max(0, self._opens - 1)
+
+    async def send(self, message: Message, *, mode: str, timeout: float) -> None:
+        runtime = self._runtime
+        if runtime is None:
+            raise ClosedError("MemoryMessaging is not open; use it through 'async with Coordinator(...)'")
+        listeners = self._listeners.get(message.identity)
+        if not listeners:
+            if mode == "ack":
+                raise DeliveryError(f"no listener on {message.identity!r}", status=NO_LISTENER,
+                                    backend=self.name)
+            return  # publish: accepted by the "server"; nobody was subscribed
+        now = runtime.now()
+        received = Message(message.id, message.payload, message.identity, message.sent_at,
+                           message.attempt, message.redelivery, now)
+        for inbox in listeners:
+            inbox.deliver(received)
+
+    async def flush(self, timeout: float) -> None:
+        return None
+
+    @asynccontextmanager
+    async def inbox(self, identity: str) -> AsyncIterator[MemoryInbox]:
+        if self._runtime is None:
+            raise ClosedError("MemoryMessaging is not open; use it through 'async with Coordinator(...)'")
+        box = MemoryInbox(identity, self._runtime)
+        self._listeners.setdefault(identity, []).append(box)
+        try:
+            yield box
+        finally:
+            boxes = self._listeners.get(identity, [])
+            if box in boxes:
+                boxes.remove(box)
+            if not boxes:
+                self._listeners.pop(identity, None)
+
+    def listening(self, identity: str) -> bool:
+        return bool(self._listeners.get(identity))
+
+
+__all__ = ["DELIVERED", "MemoryInbox", "MemoryMessaging", "MemoryRegistry"]

@@ -1,0 +1,495 @@
+"""The Coordinator: register / heartbeat / unregister / enumerate / count / multicast / close.
+
+Theory of operation
+-------------------
+The coordinator is plain ``async def`` code that never imports asyncio or simpy: it reads the time
+with ``runtime.now()`` and waits, spawns and gathers through its :class:`~mcastlab.runtime.Runtime`,
+so the same code runs on a live event loop and in SimPy virtual time.
+
+* **Register** validates the name, metadata and TTL first (a refused call changes nothing), then
+  upserts one :class:`Identity` with deadline ``now + ttl`` into the registry. Re-registering replaces
+  metadata and restarts the TTL. If the registry is full, expired-but-unswept identities are swept
+  (and counted) and the upsert is tried once more.
+* **Expiry** is exact without the sweeper: registries never return an identity at or past its deadline.
+  The sweeper (a background task started by ``open``) sleeps until the registry's next deadline
+  (bounded by ``sweep_resolution`` and ``sweep_interval``, and woken early by a register with an earlier
+  deadline), claims expired identities — each exactly once, even with several coordinators on one
+  registry — and emits one :class:`ExpirationEvent` per identity with its detection lag.
+* **Multicast** enumerates, then fans out through a bounded window of ``max_in_flight`` concurrent
+  sends. Each send is retried with exponential backoff (not when nobody listens in ``ack`` mode) and
+  bounded by ``send_timeout``; its failure becomes that identity's status, never an exception that loses
+  the rest. In ``publish`` mode sends may be buffered by the backend and are confirmed by one flush per
+  fan-out.
+* **Listeners** (``add_listener``) receive an :class:`OpEvent` per operation and an
+  :class:`ExpirationEvent` per expiry; the measurement recorder is one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+from typing import Any
+
+from mcastlab.backends.base import (
+    DELIVERED,
+    ERROR,
+    MODES,
+    NO_LISTENER,
+    TIMEOUT,
+    UNAVAILABLE,
+    Durability,
+    DurableRecord,
+    Message,
+    Messaging,
+    Registry,
+)
+from mcastlab.config import Config
+from mcastlab.errors import (
+    BackendError,
+    ClosedError,
+    ConfigError,
+    DeliveryError,
+    McastlabError,
+    OperationTimeoutError,
+    PayloadTooLargeError,
+    RegistryFullError,
+    UnknownIdentityError,
+    UnsupportedError,
+    UsageError,
+)
+from mcastlab.filters import CompiledFilter, compile_filter
+from mcastlab.identity import Identity, validate_identity, validate_metadata, validate_ttl
+from mcastlab.metrics import Metrics
+from mcastlab.policy import Backoff, sweep_delay
+from mcastlab.results import ExpirationEvent, MulticastResult, OpEvent
+from mcastlab.runtime.base import Runtime
+
+Listener = Callable[[OpEvent | ExpirationEvent], None]
+
+
+class Coordinator:
+    """The multicast registry. Use as ``async with Coordinator(...) as c:``; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        registry: Registry | None = None,
+        messaging: Messaging | None = None,
+        durability: Durability | None = None,
+        runtime: Runtime | None = None,
+        metrics: Metrics | Any | None = None,
+        name: str | None = None,
+    ) -> None:
+        if config is None:
+            config = Config()
+        if not isinstance(config, Config):
+            raise ConfigError(f"config must be a mcastlab.Config, got {type(config).__name__}; "
+                              "use Config.from_dict(...) for a dict")
+        self.config = config
+        if runtime is None:
+            from mcastlab.runtime._asyncio import AsyncioRuntime
+
+            runtime = AsyncioRuntime()
+        if registry is None or messaging is None:
+            from mcastlab.backends.memory import MemoryMessaging, MemoryRegistry
+
+            registry = registry if registry is not None else MemoryRegistry()
+            messaging = messaging if messaging is not None else MemoryMessaging()
+        for slot, obj, proto in (("registry", registry, Registry), ("messaging", messaging, Messaging),
+                                 ("runtime", runtime, Runtime)):
+            if not isinstance(obj, proto):
+                raise ConfigError(f"{slot}={obj!r} does not implement the {proto.__name__} protocol "
+                                  f"(see mcastlab.backends.base / mcastlab.runtime)")
+        if durability is not None and not isinstance(durability, Durability):
+            raise ConfigError(f"durability={durability!r} does not implement the Durability protocol")
+        self.runtime = runtime
+        self.registry = registry
+        self.messaging = messaging
+        self.durability = durability
+        self.metrics = metrics if isinstance(metrics, Metrics) else Metrics(metrics)
+        self.name = name or f"coord-{secrets.token_hex(3)}"
+        self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)
+        self._timed_sends = not getattr(messaging, "self_timed", False)
+        self._inline_sends = bool(getattr(messaging, "inline", False))
+        self._listeners: list[Listener] = []
+        self._state = "new"
+        self._seq = 0
+        self._sweeper: Any = None
+        self._wake: Any = None
+        self._next_wake = float("inf")
+        self.expired_total = 0
+        self.sweep_errors = 0
+        self.registered = 0  # identities this coordinator added minus those it removed or saw expire
+        self.metrics.registered.set_function(lambda: self.registered)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> Coordinator:
+        """Open the backends and start the expiry sweeper. Idempotent."""
+        if self._state == "open":
+            return self
+        if self._state == "closed":
+            raise ClosedError("this coordinator is closed; create a new one")
+        await self.registry.open()
+        await self.messaging.open(self.runtime)
+        if self.durability is not None:
+            await self.durability.open()
+        self._state = "open"
+        self._wake = self.runtime.event()
+        self._sweeper = self.runtime.spawn(self._sweep_loop())
+        return self
+
+    async def close(self) -> None:
+        """Stop the sweeper and close the backends. Idempotent."""
+        if self._state != "open":
+            self._state = "closed"
+            return
+        self._state = "closed"
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.messaging.close()
+        await self.registry.close()
+        if self.durability is not None:
+            await self.durability.close()
+
+    async def __aenter__(self) -> Coordinator:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _ready(self) -> None:
+        if self._state != "open":
+            await self.open()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` for every OpEvent and ExpirationEvent (must not block)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def _emit(self, event: OpEvent | ExpirationEvent) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def _failed(self, op: str, t0: float, exc: BaseException, identity: str = "") -> None:
+        self.metrics.operation_error(op, type(exc).__name__)
+        if self._listeners:
+            self._emit(OpEvent(op, t0, self.runtime.now() - t0, False, type(exc).__name__, identity=identity))
+
+    def _ttl(self, ttl: object) -> float | None:
+        if ttl is None:
+            return self.config.default_ttl
+        return validate_ttl(ttl)
+
+    # ------------------------------------------------------------------ registry operations
+    async def register(self, identity: str, metadata: Any = None, ttl: float | None = None) -> Identity:
+        """Insert or replace ``identity`` with ``metadata``; its TTL (re)starts now."""
+        if self._state != "open":
+            await self._ready()
+        t0 = self.runtime.now()
+        try:
+            name = validate_identity(identity)
+            md, _ = validate_metadata(metadata, max_bytes=self.config.max_metadata_bytes)
+            ttl_s = self._ttl(ttl)
+            rec = Identity(name, MappingProxyType(md), t0, None if ttl_s is None else t0 + ttl_s)
+            limit = self.config.max_identities
+            try:
+                is_new = await self.registry.upsert(rec, now=t0, max_identities=limit)
+            except RegistryFullError:
+                if await self.sweep() == 0:
+                    raise
+                is_new = await self.registry.upsert(rec, now=t0, max_identities=limit)
+        except McastlabError as exc:
+            self._failed("register", t0, exc, str(identity))
+            raise
+        except Exception as exc:
+            self._failed("register", t0, exc, str(identity))
+            raise BackendError(f"register({identity!r}) failed: {exc}", backend=self.registry.name) from exc
+        if is_new:
+            self.registered += 1
+        if rec.expires_at is not None and rec.expires_at < self._next_wake and self._wake is not None:
+            self._wake.set()
+        if self._listeners:
+            self._emit(OpEvent("register", t0, self.runtime.now() - t0, True, identity=name))
+        return rec
+
+    async def heartbeat(self, identity: str, ttl: float | None = None) -> Identity:
+        """Restart a live identity's TTL without resending metadata."""
+        if self._state != "open":
+            await self._ready()
+        t0 = self.runtime.now()
+        try:
+            name = validate_identity(identity)
+            ttl_s = self._ttl(ttl)
+            rec = await self.registry.touch(name, None if ttl_s is None else t0 + ttl_s, now=t0)
+            if rec is None:
+                raise UnknownIdentityError(
+                    f"cannot heartbeat {name!r}: it is not registered or has expired; call register() again",
+                    identity=name)
+        except McastlabError as exc:
+            self._failed("heartbeat", t0, exc, str(identity))
+            raise
+        except Exception as exc:
+            self._failed("heartbeat", t0, exc, str(identity))
+            raise BackendError(f"heartbeat({identity!r}) failed: {exc}", backend=self.registry.name) from exc
+        if self._listeners:
+            self._emit(OpEvent("heartbeat", t0, self.runtime.now() - t0, True, identity=name))
+        return rec
+
+    async def unregister(self, identity: str) -> bool:
+        """Remove ``identity``; returns whether it was there. Idempotent."""
+        if self._state != "open":
+            await self._ready()
+        t0 = self.runtime.now()
+        try:
+            name = validate_identity(identity)
+            removed = await self.registry.remove(name)
+        except McastlabError as exc:
+            self._failed("unregister", t0, exc, str(identity))
+            raise
+        except Exception as exc:
+            self._failed("unregister", t0, exc, str(identity))
+            raise BackendError(f"unregister({identity!r}) failed: {exc}", backend=self.registry.name) from exc
+        if removed:
+            self.registered -= 1
+        if self._listeners:
+            self._emit(OpEvent("unregister", t0, self.runtime.now() - t0, True, identity=name))
+        return removed
+
+    async def get(self, identity: str) -> Identity | None:
+        """The live identity named ``identity``, or None."""
+        await self._ready()
+        return await self.registry.get(validate_identity(identity), now=self.runtime.now())
+
+    def compile(self, flt: Any) -> CompiledFilter:
+        """Parse and check a filter against this coordinator's limits (done once; reuse the result)."""
+        if isinstance(flt, CompiledFilter):
+            return flt
+        cfg = self.config
+        return compile_filter(flt, max_depth=cfg.max_filter_depth, max_clauses=cfg.max_clauses)
+
+    async def enumerate(self, filter: Any = None) -> list[Identity]:  # noqa: A002 - spec's name
+        """Live identities matching ``filter`` (None, dict, string or Filter), in the backend's order."""
+        if self._state != "open":
+            await self._ready()
+        t0 = self.runtime.now()
+        try:
+            cf = self.compile(filter)
+            found = await self.registry.query(cf, now=t0)
+        except McastlabError as exc:
+            self._failed("enumerate", t0, exc)
+            raise
+        except Exception as exc:
+            self._failed("enumerate", t0, exc)
+            raise BackendError(f"enumerate failed: {exc}", backend=self.registry.name) from exc
+        dt = self.runtime.now() - t0
+        self.metrics.enumerate_latency.observe(dt)
+        if self._listeners:
+            self._emit(OpEvent("enumerate", t0, dt, True, matched=len(found)))
+        return found
+
+    async def count(self, filter: Any = None) -> int:  # noqa: A002
+        """How many live identities match ``filter``."""
+        if self._state != "open":
+            await self._ready()
+        t0 = self.runtime.now()
+        try:
+            n = await self.registry.count(self.compile(filter), now=t0)
+        except McastlabError as exc:
+            self._failed("count", t0, exc)
+            raise
+        except Exception as exc:
+            self._failed("count", t0, exc)
+            raise BackendError(f"count failed: {exc}", backend=self.registry.name) from exc
+        if self._listeners:
+            self._emit(OpEvent("count", t0, self.runtime.now() - t0, True, matched=n))
+        return n
+
+    # ------------------------------------------------------------------ multicast
+    def _payload(self, payload: Any) -> bytes:
+        if isinstance(payload, str):
+            data = payload.encode()
+        elif isinstance(payload, bytes | bytearray | memoryview):
+            data = bytes(payload)
+        else:
+            raise UsageError(f"payload must be bytes or str, got {type(payload).__name__}; "
+                             "encode it first, e.g. json.dumps(obj).encode()")
+        if len(data) > self.config.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"payload is {len(data)} bytes; the limit is {self.config.max_payload_bytes} "
+                "(Config.max_payload_bytes). Send a reference to the data instead, or raise the limit",
+                size=len(data), limit=self.config.max_payload_bytes)
+        return data
+
+    async def multicast(self, filter: Any, payload: bytes | str, *,  # noqa: A002
+                        mode: str | None = None) -> MulticastResult:
+        """Send ``payload`` to every live identity matching ``filter``; never loses the fan-out."""
+        if self._state != "open":
+            await self._ready()
+        t0 = self.runtime.now()
+        try:
+            mode = self.config.delivery_mode if mode is None else mode
+            if mode not in MODES:
+                raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+            if mode not in self.messaging.modes:
+                raise UnsupportedError(f"the {self.messaging.name} messaging backend does not support "
+                                       f"mode={mode!r}; it supports {tuple(self.messaging.modes)}")
+            data = self._payload(payload)
+            cf = self.compile(filter)
+            targets = await self.registry.query(cf, now=t0)
+            t_enum = self.runtime.now()
+            self._seq += 1
+            message_id = f"{self.name}-{self._seq}"
+            if self.durability is not None:
+                await self.durability.record(DurableRecord(message_id, cf.text, data, t0,
+                                                           [t.id for t in targets]))
+        except McastlabError as exc:
+            self._failed("multicast", t0, exc)
+            raise
+        except Exception as exc:
+            self._failed("multicast", t0, exc)
+            raise BackendError(f"multicast failed before fan-out: {exc}", backend=self.registry.name) from exc
+        statuses, latencies = await self._fan_out(targets, message_id, data, mode, t0)
+        delivered = sum(1 for s in statuses.values() if s == DELIVERED)
+        failed = len(statuses) - delivered
+        if self.durability is not None:
+            try:
+                await self.durability.outcome(message_id, statuses, now=self.runtime.now())
+            except Exception:  # the fan-out happened; replay will re-offer what is not marked delivered
+                self.metrics.operation_error("multicast", "DurabilityOutcome")
+        t_end = self.runtime.now()
+        self.metrics.delivered.observe(delivered)
+        if failed:
+            for status in {s for s in statuses.values() if s != DELIVERED}:
+                self.metrics.failure(status, sum(1 for s in statuses.values() if s == status))
+        if self._listeners:
+            self._emit(OpEvent("multicast", t0, t_end - t0, True, matched=len(targets), delivered=delivered,
+                               failed=failed, message_id=message_id))
+        return MulticastResult(message_id, mode, len(targets), delivered, failed, statuses, latencies,
+                               t0, t_end - t0, t_enum - t0)
+
+    async def _fan_out(self, targets: list[Identity], message_id: str, data: bytes, mode: str,
+                       t0: float) -> tuple[dict[str, str], dict[str, float]]:
+        statuses: dict[str, str] = {}
+        latencies: dict[str, float] = {}
+        if not targets:
+            return statuses, latencies
+        it = iter(targets)
+        runtime, send = self.runtime, self._send_one
+
+        async def worker() -> None:
+            for ident in it:
+                statuses[ident.id] = await send(ident.id, message_id, data, mode)
+                latencies[ident.id] = runtime.now() - t0
+
+        width = 1 if self._inline_sends else min(self.config.max_in_flight, len(targets))
+        if width == 1:
+            await worker()
+        else:
+            await runtime.gather(*[worker() for _ in range(width)])
+        if mode == "publish":
+            timeout = self.config.send_timeout
+            try:
+                if self._timed_sends:
+                    await runtime.wait_for(self.messaging.flush(timeout), timeout)
+                else:
+                    await self.messaging.flush(timeout)
+            except Exception as exc:
+                status = TIMEOUT if isinstance(exc, OperationTimeoutError) else UNAVAILABLE
+                for ident, st in statuses.items():
+                    if st == DELIVERED:
+                        statuses[ident] = status
+        return statuses, latencies
+
+    async def _send_one(self, identity: str, message_id: str, data: bytes, mode: str) -> str:
+        timeout = self.config.send_timeout
+        attempts = self.config.send_retries + 1
+        messaging, runtime = self.messaging, self.runtime
+        status = ERROR
+        for attempt in range(1, attempts + 1):
+            msg = Message(message_id, data, identity, runtime.now(), attempt)
+            try:
+                if self._timed_sends:
+                    await runtime.wait_for(messaging.send(msg, mode=mode, timeout=timeout), timeout)
+                else:
+                    await messaging.send(msg, mode=mode, timeout=timeout)
+                return DELIVERED
+            except DeliveryError as exc:
+                status = exc.status
+            except OperationTimeoutError:
+                status = TIMEOUT
+            except BackendError:
+                status = UNAVAILABLE
+            except Exception:
+                status = ERROR
+            if status == NO_LISTENER or attempt == attempts:
+                return status
+            await runtime.sleep(self._backoff.compute(attempt))
+        return status
+
+    @asynccontextmanager
+    async def inbox(self, identity: str) -> AsyncIterator[Any]:
+        """The identity's side: ``async with c.inbox("dev-1") as box: msg = await box.get(timeout=1)``."""
+        name = validate_identity(identity)
+        await self._ready()
+        async with self.messaging.inbox(name) as box:
+            yield box
+
+    async def replay(self, identity: str, *, since: float = 0.0) -> list[Message]:
+        """Messages ``identity`` missed since ``since`` (needs a durability backend)."""
+        name = validate_identity(identity)
+        if self.durability is None:
+            raise UnsupportedError("replay needs a durability backend: "
+                                   "Coordinator(durability=SqliteDurability(...)) or PostgresDurability(...)")
+        await self._ready()
+        return await self.durability.pending(name, since=since)
+
+    # ------------------------------------------------------------------ expiry
+    async def sweep(self) -> int:
+        """Claim every identity whose deadline has passed; emit one ExpirationEvent each."""
+        total = 0
+        batch = self.config.sweep_batch
+        while True:
+            claimed = await self.registry.claim_expired(now=self.runtime.now(), limit=batch)
+            if claimed:
+                t = self.runtime.now()
+                total += len(claimed)
+                if self._listeners:
+                    for c in claimed:
+                        self._emit(ExpirationEvent(c.id, c.deadline, t, self.name))
+            if len(claimed) < batch:
+                break
+        if total:
+            self.expired_total += total
+            self.metrics.expirations.inc(total)
+            self.registered -= total
+        return total
+
+    async def _sweep_loop(self) -> None:
+        cfg, runtime = self.config, self.runtime
+        failures = 0
+        while self._state == "open":
+            try:
+                await self.sweep()
+                nxt = await self.registry.next_deadline()
+                failures = 0
+                delay = sweep_delay(nxt, runtime.now(), interval=cfg.sweep_interval,
+                                    resolution=cfg.sweep_resolution)
+            except Exception:
+                failures += 1
+                self.sweep_errors += 1
+                self.metrics.operation_error("sweep", "BackendError")
+                delay = min(cfg.sweep_interval, max(cfg.sweep_resolution, self._backoff.compute(failures)))
+            self._wake.clear()
+            self._next_wake = runtime.now() + delay
+            try:
+                await runtime.wait_for(self._wake.wait(), delay)
+            except OperationTimeoutError:
+                pass
+
+
+__all__ = ["Coordinator"]

@@ -1,0 +1,74 @@
+"""Prometheus metrics: the spec's names, per-coordinator registries, shared registries with labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from mcastlab import Config, Coordinator, Metrics
+from mcastlab.errors import ConfigError, InvalidIdentityError
+from mcastlab.runtime import SimPyRuntime
+
+SPEC_NAMES = (
+    "multicast_registry_registered_identities",
+    "multicast_registry_multicast_delivered_total",
+    "multicast_registry_enumerate_latency_seconds",
+    "multicast_registry_ttl_expiration_total",
+    "multicast_registry_delivery_failures_total",
+)
+
+
+def test_metric_values_follow_operations(sim: SimPyRuntime) -> None:
+    async def body() -> Coordinator:
+        async with Coordinator(runtime=sim) as c:
+            for i in range(5):
+                await c.register(f"d{i}", {"n": i}, ttl=10 if i < 2 else 100)
+            await c.register("d0", {"n": 0}, ttl=10)  # upsert: not a new identity
+            await c.enumerate({"n": 1})
+            await c.enumerate()
+            async with c.inbox("d3"):
+                await c.multicast(None, b"x", mode="ack")
+            await sim.sleep(50)
+            await c.unregister("d4")
+            return c
+
+    c = sim.run(body())
+    m = c.metrics
+    assert m.value("multicast_registry_registered_identities") == 2
+    assert m.value("multicast_registry_enumerate_latency_seconds_count") == 2
+    assert m.value("multicast_registry_multicast_delivered_total_sum") == 1
+    assert m.value("multicast_registry_ttl_expiration_total") == 2
+    assert m.value("multicast_registry_delivery_failures_total", status="no_listener") == 4
+    text = m.exposition().decode()
+    for name in SPEC_NAMES:
+        assert name in text
+
+
+def test_two_coordinators_never_collide() -> None:
+    a, b = Coordinator(), Coordinator()
+    assert a.metrics.registry is not b.metrics.registry
+
+
+def test_shared_registry_needs_labels() -> None:
+    reg = CollectorRegistry()
+    Coordinator(metrics=reg)
+    with pytest.raises(ConfigError, match="labels"):
+        Coordinator(metrics=reg)
+    shared = CollectorRegistry()
+    m1 = Metrics(shared, labels={"coordinator": "a"})
+    with pytest.raises(ConfigError):
+        Metrics(shared, labels={"coordinator": "b"})  # same metric names again on one registry
+    assert m1.value("multicast_registry_ttl_expiration_total") == 0
+
+
+def test_failed_operations_are_counted(sim: SimPyRuntime) -> None:
+    async def body() -> Any:
+        async with Coordinator(Config(), runtime=sim) as c:
+            with pytest.raises(InvalidIdentityError):
+                await c.register("", {})
+            return c.metrics.value("multicast_registry_operation_errors_total", op="register",
+                                   kind="InvalidIdentityError")
+
+    assert sim.run(body()) == 1
