@@ -1,0 +1,149 @@
+"""``servers up|status|down``: detached local servers for notebooks, recorded in a JSON state file.
+
+``up`` prints shell lines, so ``eval "$(python -m mcastlab.servers up)"`` sets ``MCASTLAB_*_URL``.
+The state file is ``$MCASTLAB_STATE_DIR/servers.json`` or ``~/.cache/mcastlab/servers.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcastlab.errors import McastlabError
+from mcastlab.servers import KINDS, Server, start
+
+
+def state_file() -> Path:
+    """Where ``up`` records the servers it started (``$MCASTLAB_STATE_DIR`` overrides the cache dir)."""
+    base = os.environ.get("MCASTLAB_STATE_DIR")
+    return (Path(base) if base else Path.home() / ".cache" / "mcastlab") / "servers.json"
+
+
+def env_var(kind: str) -> str:
+    """The environment variable ``up`` exports a server's URL as, e.g. ``MCASTLAB_REDIS_URL``."""
+    return f"MCASTLAB_{kind.upper()}_URL"
+
+
+@contextlib.contextmanager
+def _locked_state() -> Iterator[list[dict[str, Any]]]:
+    """Read the recorded servers under an exclusive lock; what the block leaves in the list is saved."""
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            records = list(json.loads(path.read_text()).get("servers", []))
+        except (OSError, ValueError, AttributeError):
+            records = []
+        yield records
+        if records:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"servers": records}, indent=2) + "\n")
+            os.replace(tmp, path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _record(server: Server) -> dict[str, Any]:
+    return {
+        "kind": server.kind, "host": server.host, "port": server.port, "pid": server.pid,
+        "data_dir": str(server.data_dir), "url": server.url, "binary": str(server.binary),
+        "version": server.version, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }  # fmt: skip
+
+
+def _server(record: dict[str, Any]) -> Server:
+    """Rebuild a :class:`Server` from a state record (to check or stop it from another process)."""
+    return Server(
+        record["kind"], record.get("host", "127.0.0.1"), int(record["port"]), int(record["pid"]),
+        Path(record["data_dir"]), Path(record["binary"]), record.get("version", "unknown"),
+    )  # fmt: skip
+
+
+def _up(kinds: Sequence[str]) -> int:
+    with _locked_state() as records:
+        running = {r["kind"]: r for r in records if _server(r).alive()}
+        records[:] = list(running.values())
+        for kind in kinds:
+            if kind in running:
+                print(f"# {kind} already running: {running[kind]['url']} (pid {running[kind]['pid']})")
+                continue
+            try:
+                server = start(kind)
+            except McastlabError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            server.detach()  # must outlive this CLI process
+            running[kind] = _record(server)
+            records.append(running[kind])
+            print(f"# {kind} {server.version}: {server.url} (pid {server.pid}, data {server.data_dir})")
+        for kind in kinds:
+            print(f"export {env_var(kind)}={running[kind]['url']}")
+    return 0
+
+
+def _status() -> int:
+    with _locked_state() as records:
+        if not records:
+            print(f"no servers recorded in {state_file()}")
+            return 0
+        dead = 0
+        for r in records:
+            alive = _server(r).alive()
+            dead += not alive
+            print(f"{r['kind']:<9} {r['url']:<50} pid {r['pid']:<8} {'alive' if alive else 'dead'}")
+    return 1 if dead else 0
+
+
+def _down(kinds: Sequence[str]) -> int:
+    with _locked_state() as records:
+        keep = []
+        for r in records:
+            if kinds and r["kind"] not in kinds:
+                keep.append(r)
+                continue
+            server = _server(r)
+            was_alive = server.alive()
+            try:
+                server.stop()
+            except McastlabError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                keep.append(r)
+                continue
+            print(f"stopped {r['kind']} (pid {r['pid']})" if was_alive else f"{r['kind']} was not running")
+        records[:] = keep
+    return 1 if keep and not kinds else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run ``up [kinds]`` (default redis nats), ``status`` or ``down [kinds]``."""
+    parser = argparse.ArgumentParser(prog="mcastlab servers", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start detached servers and print export lines for their URLs")
+    up.add_argument("kinds", nargs="*", metavar="KIND", help="redis, nats or postgres")
+    sub.add_parser("status", help="show recorded servers and whether they are alive (exit 1 if any is dead)")
+    down = sub.add_parser("down", help="stop recorded servers (all by default) and forget them")
+    down.add_argument("kinds", nargs="*", metavar="KIND", help="redis, nats or postgres")
+    try:
+        args = parser.parse_args(argv)
+        if bad := [k for k in getattr(args, "kinds", []) if k not in KINDS]:
+            parser.error(f"unknown server kind(s) {', '.join(bad)}; choose from {', '.join(KINDS)}")
+    except SystemExit as exc:  # --help or a usage error: return its code instead of exiting the caller
+        return int(exc.code or 0)
+    if args.command == "up":
+        return _up(list(dict.fromkeys(args.kinds)) or ["redis", "nats"])
+    if args.command == "status":
+        return _status()
+    return _down(args.kinds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
