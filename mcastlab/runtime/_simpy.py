@@ -52,7 +52,7 @@ class SimTask:
         return not self.process.is_alive
 
     def result(self) -> Any:
-        ok, value = self.process.value
+        ok, value = self.process.value  # type: ignore[misc]
         if not ok:
             raise value
         return value
@@ -160,7 +160,7 @@ class SimPyRuntime:
         await SimAwait(self.env.all_of(procs))
         out = []
         for p in procs:
-            ok, value = p.value
+            ok, value = p.value  # type: ignore[misc]
             if not ok:
                 raise value
             out.append(value)
@@ -173,7 +173,7 @@ class SimPyRuntime:
         timer = self.env.timeout(timeout)
         await SimAwait(self.env.any_of([proc, timer]))
         if proc.triggered:
-            ok, value = proc.value
+            ok, value = proc.value  # type: ignore[misc]
             if not ok:
                 raise value
             return value  # type: ignore[no-any-return]
@@ -195,7 +195,7 @@ class SimPyRuntime:
                     "something that never happens (an inbox nobody sends to?)"
                 ) from None
             raise
-        ok, value = proc.value
+        ok, value = proc.value  # type: ignore[misc]
         if not ok:
             raise value
         return value  # type: ignore[no-any-return]

@@ -16,9 +16,10 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from mcastlab.errors import InboxTimeoutError, OperationTimeoutError
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
-class Task(Protocol[T]):
+class Task(Protocol[T_co]):
     """A spawned coroutine: awaitable for its result, cancellable."""
 
     def cancel(self) -> Any: ...
