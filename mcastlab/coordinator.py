@@ -30,15 +30,11 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from mcastlab.backends.base import (
     DELIVERED,
-    ERROR,
     MODES,
-    NO_LISTENER,
-    TIMEOUT,
-    UNAVAILABLE,
     Durability,
     DurableRecord,
     Message,
@@ -50,7 +46,6 @@ from mcastlab.errors import (
     BackendError,
     ClosedError,
     ConfigError,
-    DeliveryError,
     McastlabError,
     OperationTimeoutError,
     PayloadTooLargeError,
@@ -59,6 +54,7 @@ from mcastlab.errors import (
     UnsupportedError,
     UsageError,
 )
+from mcastlab.fanout import FanOut
 from mcastlab.filters import CompiledFilter, compile_filter
 from mcastlab.identity import Identity, validate_identity, validate_metadata, validate_ttl
 from mcastlab.metrics import Metrics
@@ -67,6 +63,29 @@ from mcastlab.results import ExpirationEvent, MulticastResult, OpEvent
 from mcastlab.runtime.base import Runtime
 
 Listener = Callable[[OpEvent | ExpirationEvent], None]
+
+
+class _Guard:
+    """Wraps one operation: counts and reports its failure; foreign exceptions become BackendError."""
+
+    __slots__ = ("c", "identity", "op", "t0")
+
+    def __init__(self, c: Coordinator, op: str, t0: float, identity: object = "") -> None:
+        self.c, self.op, self.t0, self.identity = c, op, t0, identity
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        self.c._failed(self.op, self.t0, exc, str(self.identity))
+        if isinstance(exc, McastlabError):
+            return False
+        what = f"{self.op}({self.identity!r})" if self.identity != "" else self.op
+        raise BackendError(f"{what} failed: {type(exc).__name__}: {exc}",
+                           backend=self.c.registry.name) from exc
 
 
 class Coordinator:
@@ -111,9 +130,8 @@ class Coordinator:
         self.durability = durability
         self.metrics = metrics if isinstance(metrics, Metrics) else Metrics(metrics)
         self.name = name or f"coord-{secrets.token_hex(3)}"
-        self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)
-        self._timed_sends = not getattr(messaging, "self_timed", False)
-        self._inline_sends = bool(getattr(messaging, "inline", False))
+        self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)  # for the sweeper
+        self._fanout = FanOut(config, runtime, messaging)
         self._listeners: list[Listener] = []
         self._state = "new"
         self._seq = 0
@@ -168,6 +186,11 @@ class Coordinator:
         """Call ``listener(event)`` for every OpEvent and ExpirationEvent (must not block)."""
         self._listeners.append(listener)
 
+    def note_registered(self, n: int) -> None:
+        """Account for ``n`` identities added (or removed, if negative) behind the coordinator's back,
+        e.g. by a simulated fleet's bulk upserts, so the registered gauge stays right."""
+        self.registered += n
+
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
@@ -191,7 +214,7 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        try:
+        with _Guard(self, "register", t0, identity):
             name = validate_identity(identity)
             md, _ = validate_metadata(metadata, max_bytes=self.config.max_metadata_bytes)
             ttl_s = self._ttl(ttl)
@@ -203,12 +226,6 @@ class Coordinator:
                 if await self.sweep() == 0:
                     raise
                 is_new = await self.registry.upsert(rec, now=t0, max_identities=limit)
-        except McastlabError as exc:
-            self._failed("register", t0, exc, str(identity))
-            raise
-        except Exception as exc:
-            self._failed("register", t0, exc, str(identity))
-            raise BackendError(f"register({identity!r}) failed: {exc}", backend=self.registry.name) from exc
         if is_new:
             self.registered += 1
         if rec.expires_at is not None and rec.expires_at < self._next_wake and self._wake is not None:
@@ -222,7 +239,7 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        try:
+        with _Guard(self, "heartbeat", t0, identity):
             name = validate_identity(identity)
             ttl_s = self._ttl(ttl)
             rec = await self.registry.touch(name, None if ttl_s is None else t0 + ttl_s, now=t0)
@@ -230,12 +247,6 @@ class Coordinator:
                 raise UnknownIdentityError(
                     f"cannot heartbeat {name!r}: it is not registered or has expired; call register() again",
                     identity=name)
-        except McastlabError as exc:
-            self._failed("heartbeat", t0, exc, str(identity))
-            raise
-        except Exception as exc:
-            self._failed("heartbeat", t0, exc, str(identity))
-            raise BackendError(f"heartbeat({identity!r}) failed: {exc}", backend=self.registry.name) from exc
         if self._listeners:
             self._emit(OpEvent("heartbeat", t0, self.runtime.now() - t0, True, identity=name))
         return rec
@@ -245,15 +256,9 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        try:
+        with _Guard(self, "unregister", t0, identity):
             name = validate_identity(identity)
             removed = await self.registry.remove(name)
-        except McastlabError as exc:
-            self._failed("unregister", t0, exc, str(identity))
-            raise
-        except Exception as exc:
-            self._failed("unregister", t0, exc, str(identity))
-            raise BackendError(f"unregister({identity!r}) failed: {exc}", backend=self.registry.name) from exc
         if removed:
             self.registered -= 1
         if self._listeners:
@@ -277,15 +282,9 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        try:
+        with _Guard(self, "enumerate", t0):
             cf = self.compile(filter)
             found = await self.registry.query(cf, now=t0)
-        except McastlabError as exc:
-            self._failed("enumerate", t0, exc)
-            raise
-        except Exception as exc:
-            self._failed("enumerate", t0, exc)
-            raise BackendError(f"enumerate failed: {exc}", backend=self.registry.name) from exc
         dt = self.runtime.now() - t0
         self.metrics.enumerate_latency.observe(dt)
         if self._listeners:
@@ -297,14 +296,8 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        try:
+        with _Guard(self, "count", t0):
             n = await self.registry.count(self.compile(filter), now=t0)
-        except McastlabError as exc:
-            self._failed("count", t0, exc)
-            raise
-        except Exception as exc:
-            self._failed("count", t0, exc)
-            raise BackendError(f"count failed: {exc}", backend=self.registry.name) from exc
         if self._listeners:
             self._emit(OpEvent("count", t0, self.runtime.now() - t0, True, matched=n))
         return n
@@ -331,7 +324,7 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        try:
+        with _Guard(self, "multicast", t0):
             mode = self.config.delivery_mode if mode is None else mode
             if mode not in MODES:
                 raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
@@ -347,13 +340,7 @@ class Coordinator:
             if self.durability is not None:
                 await self.durability.record(DurableRecord(message_id, cf.text, data, t0,
                                                            [t.id for t in targets]))
-        except McastlabError as exc:
-            self._failed("multicast", t0, exc)
-            raise
-        except Exception as exc:
-            self._failed("multicast", t0, exc)
-            raise BackendError(f"multicast failed before fan-out: {exc}", backend=self.registry.name) from exc
-        statuses, latencies = await self._fan_out(targets, message_id, data, mode, t0)
+        statuses, latencies = await self._fanout.run(targets, message_id, data, mode, t0)
         delivered = sum(1 for s in statuses.values() if s == DELIVERED)
         failed = len(statuses) - delivered
         if self.durability is not None:
@@ -371,65 +358,6 @@ class Coordinator:
                                failed=failed, message_id=message_id))
         return MulticastResult(message_id, mode, len(targets), delivered, failed, statuses, latencies,
                                t0, t_end - t0, t_enum - t0)
-
-    async def _fan_out(self, targets: list[Identity], message_id: str, data: bytes, mode: str,
-                       t0: float) -> tuple[dict[str, str], dict[str, float]]:
-        statuses: dict[str, str] = {}
-        latencies: dict[str, float] = {}
-        if not targets:
-            return statuses, latencies
-        it = iter(targets)
-        runtime, send = self.runtime, self._send_one
-
-        async def worker() -> None:
-            for ident in it:
-                statuses[ident.id] = await send(ident.id, message_id, data, mode)
-                latencies[ident.id] = runtime.now() - t0
-
-        width = 1 if self._inline_sends else min(self.config.max_in_flight, len(targets))
-        if width == 1:
-            await worker()
-        else:
-            await runtime.gather(*[worker() for _ in range(width)])
-        if mode == "publish":
-            timeout = self.config.send_timeout
-            try:
-                if self._timed_sends:
-                    await runtime.wait_for(self.messaging.flush(timeout), timeout)
-                else:
-                    await self.messaging.flush(timeout)
-            except Exception as exc:
-                status = TIMEOUT if isinstance(exc, OperationTimeoutError) else UNAVAILABLE
-                for ident, st in statuses.items():
-                    if st == DELIVERED:
-                        statuses[ident] = status
-        return statuses, latencies
-
-    async def _send_one(self, identity: str, message_id: str, data: bytes, mode: str) -> str:
-        timeout = self.config.send_timeout
-        attempts = self.config.send_retries + 1
-        messaging, runtime = self.messaging, self.runtime
-        status = ERROR
-        for attempt in range(1, attempts + 1):
-            msg = Message(message_id, data, identity, runtime.now(), attempt)
-            try:
-                if self._timed_sends:
-                    await runtime.wait_for(messaging.send(msg, mode=mode, timeout=timeout), timeout)
-                else:
-                    await messaging.send(msg, mode=mode, timeout=timeout)
-                return DELIVERED
-            except DeliveryError as exc:
-                status = exc.status
-            except OperationTimeoutError:
-                status = TIMEOUT
-            except BackendError:
-                status = UNAVAILABLE
-            except Exception:
-                status = ERROR
-            if status == NO_LISTENER or attempt == attempts:
-                return status
-            await runtime.sleep(self._backoff.compute(attempt))
-        return status
 
     @asynccontextmanager
     async def inbox(self, identity: str) -> AsyncIterator[Any]:

@@ -117,6 +117,10 @@ class MemoryRegistry:
             return None
         return item
 
+    def peek(self, identity_id: str) -> Identity | None:
+        """The stored record whatever its deadline (expired-but-unswept included); for simulators."""
+        return self._items.get(identity_id)
+
     def _candidates(self, plan: Any) -> Any:
         """Ids the plan selects, as an ordered dict-set (or set), or None when it needs a full scan."""
         if isinstance(plan, Term):
@@ -227,6 +231,7 @@ class MemoryMessaging:
     name = "memory"
     modes: Sequence[str] = ("publish", "ack")
     self_timed = True  # send never blocks, so the coordinator need not wrap it in a timeout
+    inline = True  # ... nor fan out through a window of concurrent workers
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[MemoryInbox]] = {}

@@ -1,0 +1,98 @@
+"""Multicast fan-out: a bounded window of concurrent sends, retries with backoff, per-send timeouts.
+
+Every send's failure becomes that identity's status (see ``mcastlab.backends.base.STATUSES``); nothing
+raised by one send can lose the rest of the fan-out. Backends that honour ``send``'s timeout themselves
+declare ``self_timed = True``; those whose sends never suspend declare ``inline`` (all modes) or
+``inline_modes`` (e.g. publish only) and are driven by one worker instead of a window.
+"""
+
+from __future__ import annotations
+
+from mcastlab.backends.base import (
+    DELIVERED,
+    ERROR,
+    MODES,
+    NO_LISTENER,
+    TIMEOUT,
+    UNAVAILABLE,
+    Message,
+    Messaging,
+)
+from mcastlab.config import Config
+from mcastlab.errors import BackendError, DeliveryError, OperationTimeoutError
+from mcastlab.identity import Identity
+from mcastlab.policy import Backoff
+from mcastlab.runtime.base import Runtime
+
+
+class FanOut:
+    """Sends one multicast's message to its targets through ``messaging`` on ``runtime``."""
+
+    def __init__(self, config: Config, runtime: Runtime, messaging: Messaging) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.messaging = messaging
+        self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)
+        self._timed_sends = not getattr(messaging, "self_timed", False)
+        inline_modes = tuple(getattr(messaging, "inline_modes", ()))
+        self._inline_modes = MODES if getattr(messaging, "inline", False) else inline_modes
+
+    async def run(self, targets: list[Identity], message_id: str, data: bytes, mode: str,
+                  t0: float) -> tuple[dict[str, str], dict[str, float]]:
+        """Statuses and latencies (seconds since ``t0``) per target; publish sends flushed once."""
+        statuses: dict[str, str] = {}
+        latencies: dict[str, float] = {}
+        if not targets:
+            return statuses, latencies
+        it = iter(targets)
+        runtime, send = self.runtime, self._send_one
+
+        async def worker() -> None:
+            for ident in it:
+                statuses[ident.id] = await send(ident.id, message_id, data, mode)
+                latencies[ident.id] = runtime.now() - t0
+
+        width = 1 if mode in self._inline_modes else min(self.config.max_in_flight, len(targets))
+        if width == 1:
+            await worker()
+        else:
+            await runtime.gather(*[worker() for _ in range(width)])
+        if mode == "publish":
+            timeout = self.config.send_timeout
+            try:
+                if self._timed_sends:
+                    await runtime.wait_for(self.messaging.flush(timeout), timeout)
+                else:
+                    await self.messaging.flush(timeout)
+            except Exception as exc:
+                status = TIMEOUT if isinstance(exc, OperationTimeoutError) else UNAVAILABLE
+                for ident, st in statuses.items():
+                    if st == DELIVERED:
+                        statuses[ident] = status
+        return statuses, latencies
+
+    async def _send_one(self, identity: str, message_id: str, data: bytes, mode: str) -> str:
+        timeout = self.config.send_timeout
+        attempts = self.config.send_retries + 1
+        messaging, runtime = self.messaging, self.runtime
+        status = ERROR
+        for attempt in range(1, attempts + 1):
+            msg = Message(message_id, data, identity, runtime.now(), attempt)
+            try:
+                if self._timed_sends:
+                    await runtime.wait_for(messaging.send(msg, mode=mode, timeout=timeout), timeout)
+                else:
+                    await messaging.send(msg, mode=mode, timeout=timeout)
+                return DELIVERED
+            except DeliveryError as exc:
+                status = exc.status
+            except OperationTimeoutError:
+                status = TIMEOUT
+            except BackendError:
+                status = UNAVAILABLE
+            except Exception:
+                status = ERROR
+            if status == NO_LISTENER or attempt == attempts:
+                return status
+            await runtime.sleep(self._backoff.compute(attempt))
+        return status
