@@ -1,0 +1,234 @@
+"""Latency models declared as data (constant, lognormal, exponential, empirical) and their samplers.
+
+A model is a frozen record; ``model.sample(rng, size)`` draws a numpy array. A :class:`Sampler` binds a
+model to its own seeded generator and hands out one float at a time from pre-drawn blocks, so the hot
+path costs a list index, and the stream depends only on the seed and the number of draws.
+Every model may add ``per_item`` seconds per item handled (rows returned, messages in a batch).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mcastlab.errors import ConfigError
+
+BLOCK = 512
+KINDS = ("constant", "lognormal", "exponential", "empirical")
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    """Always ``value`` seconds."""
+
+    value: float
+    per_item: float = 0.0
+    kind = "constant"
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.full(size, self.value)
+
+    def median(self) -> float:
+        return self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return _with_per_item({"kind": "constant", "value": self.value}, self.per_item)
+
+
+@dataclass(frozen=True, slots=True)
+class LogNormal:
+    """Lognormal with the given median (seconds) and log-space ``sigma``."""
+
+    median_s: float
+    sigma: float
+    per_item: float = 0.0
+    kind = "lognormal"
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.lognormal(math.log(self.median_s), self.sigma, size)
+
+    def median(self) -> float:
+        return self.median_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return _with_per_item(
+            {"kind": "lognormal", "median": self.median_s, "sigma": self.sigma}, self.per_item
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Exponential:
+    """Exponential with the given mean (memoryless service, as in M/M/1)."""
+
+    mean: float
+    per_item: float = 0.0
+    kind = "exponential"
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.exponential(self.mean, size)
+
+    def median(self) -> float:
+        return self.mean * math.log(2.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _with_per_item({"kind": "exponential", "mean": self.mean}, self.per_item)
+
+
+@dataclass(frozen=True, slots=True)
+class Empirical:
+    """Resampled (with replacement) from measured latencies, times ``scale``."""
+
+    samples: tuple[float, ...]
+    scale: float = 1.0
+    per_item: float = 0.0
+    kind = "empirical"
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        data = np.asarray(self.samples, dtype=float)
+        return data[rng.integers(0, len(data), size)] * self.scale
+
+    def median(self) -> float:
+        return float(np.median(self.samples)) * self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": "empirical", "samples": list(self.samples)}
+        if self.scale != 1.0:
+            d["scale"] = self.scale
+        return _with_per_item(d, self.per_item)
+
+
+Model = Constant | LogNormal | Exponential | Empirical
+
+
+def _with_per_item(d: dict[str, Any], per_item: float) -> dict[str, Any]:
+    if per_item:
+        d["per_item"] = per_item
+    return d
+
+
+class Sampler:
+    """One model bound to its own generator: ``sampler(n)`` is one draw plus ``per_item * n``."""
+
+    __slots__ = ("_buf", "_const", "_i", "_model", "_rng", "per_item")
+
+    def __init__(self, model: Model, rng: np.random.Generator | None) -> None:
+        self._model = model
+        self._rng = rng
+        self.per_item = float(model.per_item)
+        self._const = model.value if isinstance(model, Constant) else None
+        self._buf: list[float] = []
+        self._i = 0
+
+    def __call__(self, n: int = 0) -> float:
+        if self._const is not None:
+            return self._const + self.per_item * n if n else self._const
+        i = self._i
+        buf = self._buf
+        if i >= len(buf):
+            assert self._rng is not None
+            buf = self._buf = self._model.sample(self._rng, BLOCK).tolist()
+            i = 0
+        self._i = i + 1
+        return buf[i] + self.per_item * n if n else buf[i]
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+
+def _num(d: Mapping[str, Any], key: str, path: str, *, positive: bool = False, default: Any = None) -> float:
+    if key not in d:
+        if default is not None:
+            return float(default)
+        raise ConfigError(f"{path}: missing {key!r}; e.g. {path}.{key}: 0.0002", key=f"{path}.{key}")
+    v = d[key]
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, int | float)
+        or not math.isfinite(v)
+        or v < 0
+        or (positive and v <= 0)
+    ):
+        need = "> 0" if positive else ">= 0"
+        raise ConfigError(f"{path}.{key} must be a finite number {need}, got {v!r}", key=f"{path}.{key}")
+    return float(v)
+
+
+_KEYS = {
+    "constant": ("kind", "value", "per_item"),
+    "lognormal": ("kind", "median", "sigma", "per_item"),
+    "exponential": ("kind", "mean", "per_item"),
+    "empirical": ("kind", "samples", "scale", "per_item"),
+}
+
+
+def parse_model(value: Any, path: str) -> Model:
+    """Build a model from data: a number (constant seconds) or ``{kind: ..., ...}``."""
+    if isinstance(value, Constant | LogNormal | Exponential | Empirical):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Constant(_num({"value": value}, "value", path))
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{path} must be a number of seconds or a mapping like "
+            f"{{kind: lognormal, median: 0.0002, sigma: 0.3}}, got {value!r:.60}",
+            key=path,
+        )
+    kind = value.get("kind")
+    if kind not in KINDS:
+        close = difflib.get_close_matches(str(kind), KINDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{path}.kind must be one of {', '.join(KINDS)}, got {kind!r}{hint}", key=f"{path}.kind"
+        )
+    unknown = [k for k in value if k not in _KEYS[kind]]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), _KEYS[kind], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown key {path}.{unknown[0]}{hint}; a {kind} model takes {', '.join(_KEYS[kind])}",
+            key=f"{path}.{unknown[0]}",
+        )
+    per_item = _num(value, "per_item", path, default=0.0)
+    if kind == "constant":
+        return Constant(_num(value, "value", path), per_item)
+    if kind == "lognormal":
+        return LogNormal(_num(value, "median", path, positive=True), _num(value, "sigma", path), per_item)
+    if kind == "exponential":
+        return Exponential(_num(value, "mean", path, positive=True), per_item)
+    samples = value.get("samples")
+    if not isinstance(samples, Sequence) or isinstance(samples, str) or not samples:
+        raise ConfigError(f"{path}.samples must be a non-empty list of seconds", key=f"{path}.samples")
+    arr = np.asarray(samples, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ConfigError(f"{path}.samples must be finite numbers >= 0", key=f"{path}.samples")
+    return Empirical(tuple(arr.tolist()), _num(value, "scale", path, default=1.0), per_item)
+
+
+def fit_lognormal(samples: Sequence[float] | np.ndarray) -> LogNormal:
+    """Lognormal matching the samples' median and their p50..p99 spread."""
+    arr = np.asarray(samples, dtype=float)
+    arr = arr[arr > 0]
+    if arr.size == 0:
+        raise ValueError("fit_lognormal needs positive samples")
+    p50, p99 = np.percentile(arr, [50, 99])
+    sigma = max(0.0, math.log(p99 / p50) / 2.3263478740408408) if p50 > 0 else 0.0
+    return LogNormal(float(p50), float(sigma))
+
+
+__all__ = [
+    "KINDS",
+    "Constant",
+    "Empirical",
+    "Exponential",
+    "LogNormal",
+    "Model",
+    "Sampler",
+    "fit_lognormal",
+    "parse_model",
+]
