@@ -131,7 +131,7 @@ class Coordinator:
         self.metrics = metrics if isinstance(metrics, Metrics) else Metrics(metrics)
         self.name = name or f"coord-{secrets.token_hex(3)}"
         self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)  # for the sweeper
-        self._fanout = FanOut(config, runtime, messaging)
+        self._fanout = FanOut(config, runtime, messaging, durability)
         self._listeners: list[Listener] = []
         self._state = "new"
         self._seq = 0
@@ -375,6 +375,19 @@ class Coordinator:
                                    "Coordinator(durability=SqliteDurability(...)) or PostgresDurability(...)")
         await self._ready()
         return await self.durability.pending(name, since=since)
+
+    async def ack(self, identity: str, message_ids: Any) -> None:
+        """Record that ``identity`` now holds these replayed messages, so they are not offered again."""
+        name = validate_identity(identity)
+        if self.durability is None:
+            raise UnsupportedError("ack needs a durability backend: "
+                                   "Coordinator(durability=SqliteDurability(...)) or PostgresDurability(...)")
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        if not all(isinstance(m, str) and m for m in ids):
+            raise UsageError(f"message_ids must be message id strings (Message.id), got {message_ids!r}")
+        await self._ready()
+        for mid in ids:
+            await self.durability.outcome(mid, {name: DELIVERED}, now=self.runtime.now())
 
     # ------------------------------------------------------------------ expiry
     async def sweep(self) -> int:

@@ -15,6 +15,7 @@ from mcastlab.backends.base import (
     NO_LISTENER,
     TIMEOUT,
     UNAVAILABLE,
+    Durability,
     Message,
     Messaging,
 )
@@ -28,10 +29,12 @@ from mcastlab.runtime.base import Runtime
 class FanOut:
     """Sends one multicast's message to its targets through ``messaging`` on ``runtime``."""
 
-    def __init__(self, config: Config, runtime: Runtime, messaging: Messaging) -> None:
+    def __init__(self, config: Config, runtime: Runtime, messaging: Messaging,
+                 durability: Durability | None = None) -> None:
         self.config = config
         self.runtime = runtime
         self.messaging = messaging
+        self.durability = durability
         self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)
         self._timed_sends = not getattr(messaging, "self_timed", False)
         inline_modes = tuple(getattr(messaging, "inline_modes", ()))
@@ -46,11 +49,22 @@ class FanOut:
             return statuses, latencies
         it = iter(targets)
         runtime, send = self.runtime, self._send_one
+        # In ack mode each outcome is final when its send returns: persist them as the fan-out goes,
+        # so a crash mid-fan-out leaves exact rows and replay flags only the truly unknown sends.
+        journal = self.durability if mode == "ack" else None
+        done: dict[str, str] = {}
+        batch = self.config.max_in_flight
 
         async def worker() -> None:
             for ident in it:
-                statuses[ident.id] = await send(ident.id, message_id, data, mode)
+                status = statuses[ident.id] = await send(ident.id, message_id, data, mode)
                 latencies[ident.id] = runtime.now() - t0
+                if journal is not None:
+                    done[ident.id] = status
+                    if len(done) >= batch:
+                        chunk = dict(done)
+                        done.clear()
+                        await journal.outcome(message_id, chunk, now=runtime.now())
 
         width = 1 if mode in self._inline_modes else min(self.config.max_in_flight, len(targets))
         if width == 1:

@@ -11,6 +11,8 @@ PKG = Path(__file__).resolve().parents[2] / "mcastlab"
 CORE = [
     "coordinator.py", "identity.py", "config.py", "errors.py", "policy.py", "results.py", "metrics.py",
     "fanout.py", "runtime/base.py", "backends/base.py", "backends/memory.py",
+    "backends/sqlite_registry.py", "backends/sqlite_durability.py", "backends/_sql_common.py",
+    "backends/_sql_index.py",
     *[str(p.relative_to(PKG)) for p in sorted((PKG / "filters").glob("*.py"))],
 ]
 FORBIDDEN = {"asyncio", "simpy", "redis", "nats", "asyncpg", "time", "datetime", "random", "threading"}
