@@ -1,0 +1,152 @@
+"""Backends for a run: simulated ones in sim mode, real servers (started here if no URL) in live mode."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mcastlab.errors import ConfigError, ScenarioError, UnsupportedError
+from mcastlab.workloads.scenario import Scenario, Slot
+
+
+@dataclass
+class Backends:
+    """The registry and messaging of a run, what they are, and the local servers started for it."""
+
+    registry: Any
+    messaging: Any
+    label: str
+    versions: dict[str, str] = field(default_factory=dict)
+    servers: dict[str, Any] = field(default_factory=dict)
+
+
+def _sim_module() -> Any | None:
+    """``mcastlab.sim`` if it provides ``make_sim_backends``; None only while the module is absent."""
+    try:
+        mod = importlib.import_module("mcastlab.sim")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("mcastlab.sim",):
+            return None
+        raise
+    if not hasattr(mod, "make_sim_backends") and getattr(mod, "__file__", None) is None:
+        return None  # an empty namespace directory: not built yet
+    return mod
+
+
+def sim_backends(scn: Scenario, runtime: Any, rng: np.random.Generator) -> Backends:
+    """Simulated backends from the scenario's ``sim:`` section (plus backend-outage faults)."""
+    label = f"sim:{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
+    mod = _sim_module()
+    if mod is None:  # fallback while mcastlab.sim is absent: zero-latency embedded backends
+        from mcastlab.backends.memory import MemoryMessaging, MemoryRegistry
+
+        return Backends(MemoryRegistry(), MemoryMessaging(), label + " (memory, zero latency)")
+    spec = dict(scn.sim)
+    extra = [f for f in (x.sim_fault() for x in scn.faults) if f is not None]
+    if extra:
+        spec["faults"] = [*spec.get("faults", []), *extra]
+    reg, msg = mod.make_sim_backends(mod.SimSpec.from_dict(spec, source=scn.source), runtime=runtime, rng=rng)
+    return Backends(reg, msg, label)
+
+
+def _server_version(kind: str, servers: dict[str, Any]) -> str:
+    s = servers.get(kind)
+    return str(s.version) if s is not None else "external"
+
+
+def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, str], source: str) -> Any:
+    from mcastlab import backends as b
+
+    key_prefix, subject_prefix = f"mcl:{token}:", f"mcl.{token}"
+    o = dict(slot.options)
+    extra = dict(o.pop("options", {}) or {})
+    try:
+        if slot.backend == "memory":
+            return b.MemoryRegistry() if slot_name == "registry" else b.MemoryMessaging()
+        if slot.backend == "redis":
+            return b.RedisRegistry(o.get("url") or urls["redis"], prefix=o.get("prefix", key_prefix), **extra)
+        if slot.backend == "nats":
+            servers = o.get("servers") or urls["nats"]
+            return b.NatsMessaging(servers, prefix=o.get("prefix", subject_prefix), **extra)
+        if slot.backend == "redis-pubsub":
+            return b.RedisPubSubMessaging(
+                o.get("url") or urls["redis"], prefix=o.get("prefix", key_prefix), **extra
+            )
+        if slot.backend == "sqlite":
+            return b.SqliteRegistry(
+                o.get("path", ":memory:"), **({"table": o["table"]} if "table" in o else {}), **extra
+            )
+        if slot.backend == "postgres":
+            return b.PostgresRegistry(
+                o.get("dsn") or urls["postgres"], table=o.get("table", f"mcl_{token}"), **extra
+            )
+    except ConfigError as exc:
+        sub = f"slots.{slot_name}.{exc.key}" if exc.key else f"slots.{slot_name}"
+        raise ScenarioError(
+            f"{source}: {sub}: {exc}. Fix: correct that option", key=sub, source=source
+        ) from exc
+    except UnsupportedError as exc:
+        raise ScenarioError(
+            f"{source}: slots.{slot_name}: {exc}. Fix: install the live extras "
+            "(pip install -e '.[live]') or wait for that backend to land",
+            key=f"slots.{slot_name}",
+            source=source,
+        ) from exc
+    except TypeError as exc:
+        raise ScenarioError(
+            f"{source}: slots.{slot_name}.options: {exc}. Fix: remove or rename the option",
+            key=f"slots.{slot_name}.options",
+            source=source,
+        ) from exc
+    raise ScenarioError(
+        f"{source}: slots.{slot_name}: unknown backend {slot.backend!r}",
+        key=f"slots.{slot_name}",
+        source=source,
+    )
+
+
+def _needed_servers(scn: Scenario) -> list[str]:
+    need = []
+    reg, msg = scn.slots["registry"], scn.slots["messaging"]
+    if (reg.backend == "redis" and not reg.options.get("url")) or (
+        msg.backend == "redis-pubsub" and not msg.options.get("url")
+    ):
+        need.append("redis")
+    if msg.backend == "nats" and not msg.options.get("servers"):
+        need.append("nats")
+    if reg.backend == "postgres" and not reg.options.get("dsn"):
+        need.append("postgres")
+    return need
+
+
+@contextlib.contextmanager
+def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
+    """Live backends; local servers are started for slots without a URL and stopped afterwards."""
+    need = _needed_servers(scn)
+    token = uuid.uuid4().hex[:10]  # isolates this run's keys, subjects and table on shared servers
+    stack = contextlib.ExitStack()
+    with stack:
+        started: dict[str, Any] = {}
+        if need:
+            from mcastlab import servers as srv
+
+            started = stack.enter_context(srv.servers(*need))
+        urls = {k: s.url for k, s in started.items()}
+        registry = _make("registry", scn.slots["registry"], token, urls, scn.source)
+        messaging = _make("messaging", scn.slots["messaging"], token, urls, scn.source)
+        versions = {
+            f"{k}-server": _server_version(k, started)
+            for k in ("redis", "nats", "postgres")
+            if k in need or any(s.backend.startswith(k) for s in scn.slots.values())
+        }
+        label = f"{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
+        yield Backends(registry, messaging, label, versions, started)
+
+
+__all__ = ["Backends", "live_backends", "sim_backends"]

@@ -1,0 +1,161 @@
+"""``kind: iot-fleet`` — sensors in warehouses: heartbeats with jitter, deaths, firmware pushes, restarts.
+
+Each sensor boots (registers) at a random instant in ``boot_window`` and heartbeats every
+``heartbeat.period`` ± jitter with TTL ``ttl``. A ``deaths.fraction`` of them die (stop heartbeating)
+so their registrations expire. Operators:
+
+* ``firmware_push``: multicast an update to the sensors of one warehouse on a firmware older than
+  ``latest_firmware``; each sensor that got it installs (offline ``install_time``) and re-registers
+  with the new version, so later pushes target fewer;
+* ``warehouse_restart``: multicast a restart to every sensor of one warehouse; they go offline for
+  ``restart_downtime`` and register again;
+* ``dashboard``: enumerate the online sensors of a warehouse; ``outdated_query``: enumerate every
+  sensor on an old firmware (a version comparison, not index-assisted).
+"""
+
+# ruff: noqa: RUF009 - spec()/rate() return dataclasses.field(...) with scenario metadata
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from mcastlab.workloads._schema import fail, spec
+from mcastlab.workloads.arrivals import rate
+from mcastlab.workloads.context import Context
+from mcastlab.workloads.kinds._common import (
+    Deaths,
+    Heartbeat,
+    check_weights,
+    choose,
+    letters,
+    payload,
+    seconds_range,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IotFleet:
+    """Parameters of the IoT device-management workload."""
+
+    kind: Literal["iot-fleet"]
+    devices: int = spec(10_000, doc="number of sensors", min=1)
+    ttl: float = spec(300.0, doc="registration TTL, seconds", gt=0)
+    heartbeat: Heartbeat = spec(Heartbeat(60.0, 0.1), doc="heartbeat period and jitter")
+    boot_window: float = spec(60.0, doc="sensors boot uniformly within this many seconds", min=0)
+    warehouses: int = spec(8, doc="number of warehouses", min=1)
+    firmware: dict[str, float] = spec(
+        {"1.2.3": 0.1, "1.2.10": 0.3, "1.3.0": 0.6}, doc="firmware version -> share of sensors"
+    )
+    latest_firmware: str = spec("1.3.0", doc="version firmware pushes install")
+    deaths: Deaths = spec(Deaths(0.02, 120.0, 600.0), doc="sensors that die")
+    firmware_push: Any = rate(1 / 120, "firmware pushes per second")
+    install_time: tuple[float, float] = seconds_range((30.0, 120.0), "install downtime [low, high] seconds")
+    warehouse_restart: Any = rate(1 / 300, "warehouse restarts per second")
+    restart_downtime: float = spec(20.0, doc="seconds a restarted sensor is offline", min=0)
+    dashboard: Any = rate(1.0, "dashboard enumerates per second")
+    outdated_query: Any = rate(0.05, "outdated-firmware enumerates per second")
+    payload_bytes: int = spec(256, doc="multicast payload size", min=1)
+    mode: Literal["publish", "ack"] | None = spec(None, doc="delivery mode (default: the config's)")
+
+    def check(self, key: str, source: str) -> None:
+        check_weights(self.firmware, f"{key}.firmware", source)
+        if self.heartbeat.period * (1 + self.heartbeat.jitter) >= self.ttl:
+            fail(
+                source,
+                f"{key}.heartbeat.period",
+                f"heartbeats every {self.heartbeat.period} s ±{self.heartbeat.jitter:.0%} can exceed the "
+                f"TTL of {self.ttl} s, so live sensors would expire",
+                "make the period well below the ttl",
+            )
+
+    def capacity(self, duration: float) -> int:
+        """Most identities registered at once (about)."""
+        return self.devices
+
+    def setup(self, ctx: Context) -> None:
+        """Create the sensors and schedule every stream."""
+        rng = ctx.rng("iot:fleet")
+        whs = [f"warehouse-{letters(i)}" for i in range(self.warehouses)]
+        versions = choose(rng, self.firmware, self.devices)
+        where = rng.integers(0, self.warehouses, size=self.devices)
+        boots = (
+            rng.uniform(0, self.boot_window, size=self.devices)
+            if self.boot_window
+            else np.zeros(self.devices)
+        )
+        hb = self.heartbeat
+        codes = np.empty(self.devices, np.int64)
+        for i in range(self.devices):
+            md = {
+                "status": "online",
+                "firmware_version": versions[i],
+                "location": whs[where[i]],
+                "model": "th-100" if i % 3 else "th-200",
+            }
+            codes[i] = ctx.identity(f"sensor-{i:05d}", md, period=hb.period, jitter=hb.jitter)
+        for i in np.argsort(boots, kind="stable"):
+            ctx.at(float(boots[i]), ctx.boot, int(codes[i]))
+        who, when = self.deaths.schedule(ctx.rng("iot:deaths"), codes)
+        for code, t in zip(who, when, strict=True):
+            ctx.at(float(t), ctx.kill, int(code))
+        compile_ = ctx.coord.compile
+        old = {
+            w: compile_(f'location == "{w}" and firmware_version < v"{self.latest_firmware}"') for w in whs
+        }
+        at_w = {w: compile_(f'location == "{w}"') for w in whs}
+        online_w = {w: compile_(f'status == "online" and location == "{w}"') for w in whs}
+        outdated = compile_(f'firmware_version < v"{self.latest_firmware}"')
+        pick = ctx.rng("iot:warehouses")
+        push = payload("firmware", self.payload_bytes, version=self.latest_firmware)
+        restart = payload("restart", self.payload_bytes)
+        install = ctx.rng("iot:install")
+        lo, hi = self.install_time
+        latest = self.latest_firmware
+
+        def on_push(t: float, _res: Any, delivered: np.ndarray) -> None:
+            for code in delivered:
+                md = dict(ctx.truth.meta[code], firmware_version=latest)
+                ctx.reboot(t, int(code), float(install.uniform(lo, hi)), md, stream="firmware-install")
+
+        def on_restart(t: float, _res: Any, delivered: np.ndarray) -> None:
+            for code in delivered:
+                ctx.reboot(t, int(code), self.restart_downtime, stream="restart")
+
+        def fire_push(t: float) -> None:
+            ctx.multicast(
+                t,
+                old[whs[pick.integers(len(whs))]],
+                push,
+                stream="firmware_push",
+                mode=self.mode,
+                then=on_push,
+            )
+
+        def fire_restart(t: float) -> None:
+            ctx.multicast(
+                t,
+                at_w[whs[pick.integers(len(whs))]],
+                restart,
+                stream="warehouse_restart",
+                mode=self.mode,
+                then=on_restart,
+            )
+
+        ctx.stream(self.firmware_push, fire_push, name="firmware_push")
+        ctx.stream(self.warehouse_restart, fire_restart, name="warehouse_restart")
+        ctx.stream(
+            self.dashboard,
+            lambda t: ctx.enumerate(t, online_w[whs[pick.integers(len(whs))]], stream="dashboard"),
+            name="dashboard",
+        )
+        ctx.stream(
+            self.outdated_query,
+            lambda t: ctx.enumerate(t, outdated, stream="outdated_query"),
+            name="outdated_query",
+        )
+
+
+__all__ = ["IotFleet"]

@@ -1,0 +1,207 @@
+"""Scenario files: YAML (or a dict) validated into a :class:`Scenario`; errors name file, key and fix.
+
+Top-level keys (see ``scenarios/*.yaml`` for complete examples)::
+
+    name: iot-device-management        # default: the file name
+    description: ...
+    pattern: multicast-registry        # required, as in the spec's examples
+    mode: sim                          # sim | live
+    seed: 42
+    duration: 1200                     # seconds of workload (virtual seconds in sim)
+    warmup: 120                        # excluded from summaries and targets
+    drain: 5                           # seconds after 'duration' for in-flight operations
+    slots: {registry: redis, messaging: nats}   # or {registry: {backend: redis, url: ..., prefix: ...}}
+    config: {default_ttl: 300, ...}    # mcastlab.Config keys
+    workload: {kind: iot-fleet, ...}   # see mcastlab.workloads.kinds
+    faults: [{kind: outage, at: 600, duration: 30, target: devices}]
+    measure: {population_interval: 10, agents: all}
+    sim: {...}                         # mcastlab.sim.SimSpec (latency, queueing, fault models)
+    targets: [{metric: latency, op: enumerate, stat: p99, below: 0.02}]
+    spec_targets: true                 # also check the spec's production targets
+    reference: {...}                   # published figures to print beside ours (free-form)
+"""
+
+# ruff: noqa: RUF009 - spec()/rate() return dataclasses.field(...) with scenario metadata
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mcastlab.config import Config
+from mcastlab.errors import ScenarioError
+from mcastlab.measure.targets import SPEC_TARGETS, TargetSpec
+from mcastlab.workloads._schema import fail, parse, spec
+from mcastlab.workloads._sections import (
+    BACKENDS,
+    Slot,
+    _parse_agents,
+    _parse_config,
+    _parse_faults,
+    _parse_sim,
+    _parse_slots,
+    _parse_targets,
+)
+from mcastlab.workloads.kinds import Workload, parse_workload
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """How the run is measured."""
+
+    population_interval: float = spec(10.0, doc="seconds between population samples", gt=0)
+    agents: str | int = spec(
+        "all", doc="identities with an inbox agent: all, none or the first N", parse=_parse_agents
+    )
+    probe_interval: float = spec(0.05, doc="seconds between probes of a dead identity", gt=0)
+    probe_max: float = spec(60.0, doc="give up probing this long after the deadline", gt=0)
+    tolerance: float | None = spec(
+        None, doc="clock tolerance of the targeting audit (default: 0 sim, 10 ms live)", min=0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A validated scenario. ``raw`` is the mapping it came from (after overrides)."""
+
+    pattern: Literal["multicast-registry"] = spec(doc="the pattern (always multicast-registry)")
+    workload: Workload = spec(doc="workload kind and parameters", parse=parse_workload)
+    slots: dict[str, Slot] = spec(doc="registry and messaging backends", parse=_parse_slots)
+    name: str = spec("scenario", doc="scenario name")
+    description: str = spec("", doc="what the scenario models")
+    mode: Literal["sim", "live"] = spec("sim", doc="sim (virtual time) or live (real servers)")
+    seed: int = spec(1, doc="seed of every random stream", min=0)
+    duration: float = spec(60.0, doc="seconds of workload", gt=0)
+    warmup: float = spec(0.0, doc="seconds excluded from summaries", min=0)
+    drain: float = spec(5.0, doc="seconds after the duration for in-flight operations", min=0)
+    config: Config = spec(Config(), doc="coordinator configuration", parse=_parse_config)
+    faults: list[Any] = spec([], doc="failure shapes", parse=_parse_faults)
+    measure: Measure = spec(Measure(), doc="measurement settings")
+    sim: dict[str, Any] = spec({}, doc="simulated backends (mcastlab.sim.SimSpec)", parse=_parse_sim)
+    targets: list[TargetSpec] = spec([], doc="targets", parse=_parse_targets)
+    spec_targets: bool = spec(True, doc="also check the spec's production targets")
+    reference: dict[str, Any] = spec({}, doc="published figures to show beside ours")
+    source: str = spec("", doc="(set by the loader)")
+    raw: dict[str, Any] = spec({}, doc="(set by the loader)")
+
+    def check(self, key: str, source: str) -> None:
+        if self.warmup >= self.duration:
+            fail(
+                source,
+                "warmup",
+                f"warm-up ({self.warmup} s) is not shorter than the duration ({self.duration} s)",
+                "make warmup smaller than duration",
+            )
+        limit = self.config.max_identities
+        need = self.workload.capacity(self.duration)
+        if limit is not None and need > limit:
+            fail(
+                source,
+                "config.max_identities",
+                f"{limit} is below the workload's peak population (~{need})",
+                f"set config.max_identities to at least {need}, or null for no limit",
+            )
+
+    @property
+    def all_targets(self) -> list[TargetSpec]:
+        """The scenario's targets, then the spec's (if ``spec_targets``)."""
+        return [*self.targets, *(SPEC_TARGETS if self.spec_targets else ())]
+
+    @property
+    def ttl(self) -> float | None:
+        return getattr(self.workload, "ttl", self.config.default_ttl)
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``path`` "a.b.c" (numeric parts index lists)."""
+    parts = path.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(
+                    f"--set {path}: {'.'.join(parts[:i]) or '(top)'} is a list of {len(node)}; "
+                    f"'{part}' is not an index in it. Fix: use 0..{len(node) - 1}",
+                    key=path,
+                )
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise ScenarioError(
+                f"--set {path}: {'.'.join(parts[:i])} is not a section. Fix: set it whole, "
+                f"e.g. --set {'.'.join(parts[:i])}=...",
+                key=path,
+            )
+        if last:
+            node[part] = value
+        else:
+            nxt = node.get(part)
+            if isinstance(nxt, str) and parts[i - 1 : i] == ["slots"]:  # slots.registry: redis -> a mapping
+                nxt = node[part] = {"backend": nxt}
+            if nxt is None or not isinstance(nxt, dict | list):
+                nxt = node[part] = {} if nxt is None else nxt
+            node = nxt
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "mode=live"]`` -> ``{"a.b": 1, "mode": "live"}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ScenarioError(
+                f"--set {pair!r}: expected KEY=VALUE. Fix: e.g. --set workload.devices=1000", key=pair
+            )
+        k, v = pair.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+    return out
+
+
+def load_scenario(
+    path_or_dict: str | Path | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+) -> Scenario:
+    """Read and validate a scenario (a YAML path or a dict), after applying dotted-key ``overrides``."""
+    if isinstance(path_or_dict, Mapping):
+        data, source, stem = copy.deepcopy(dict(path_or_dict)), "<scenario dict>", "scenario"
+    else:
+        p = Path(path_or_dict)
+        source, stem = str(p), p.stem
+        try:
+            data = yaml.safe_load(p.read_text())
+        except FileNotFoundError:
+            raise ScenarioError(
+                f"{p}: no such scenario file. Fix: check the path (shipped scenarios are in scenarios/)",
+                source=source,
+            ) from None
+        except yaml.YAMLError as exc:
+            raise ScenarioError(
+                f"{p}: not valid YAML: {exc}. Fix: correct the YAML syntax", source=source
+            ) from None
+        if not isinstance(data, dict):
+            fail(
+                source,
+                "",
+                f"expected a mapping at the top, got {type(data).__name__}",
+                "start the file with 'pattern: multicast-registry' and the other keys",
+            )
+    for k, v in (overrides or {}).items():
+        set_path(data, k, v)
+    for k in ("source", "raw"):
+        if k in data:
+            fail(source, k, "is set by the loader", f"remove '{k}'")
+    data.setdefault("name", stem)
+    scn = parse(Scenario, {**data, "source": source}, key="", source=source)
+    object.__setattr__(scn, "raw", data)
+    return scn
+
+
+__all__ = ["BACKENDS", "Measure", "Scenario", "Slot", "load_scenario", "parse_overrides", "set_path"]

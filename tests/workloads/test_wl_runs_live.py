@@ -1,0 +1,67 @@
+"""Every shipped scenario in live mode, at small scale, against Redis + NATS started by the tests."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mcastlab.workloads import run_scenario
+
+from .wl_helpers import LIVE_SMALL, SCENARIOS, check_columns, check_invariants
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
+
+if importlib.util.find_spec("mcastlab.backends.redis_registry") is None:  # pragma: no cover
+    pytest.skip(
+        "live backends (mcastlab.backends.redis_registry) have not landed yet", allow_module_level=True
+    )
+
+
+@pytest.fixture(scope="module")
+def urls() -> Iterator[dict[str, str]]:
+    from mcastlab import servers as srv
+    from mcastlab.errors import ServerError
+
+    try:
+        srv.find_binary("redis")
+        srv.find_binary("nats")
+    except ServerError as exc:
+        pytest.skip(str(exc))
+    with srv.servers("redis", "nats") as started:
+        yield {k: s.url for k, s in started.items()}
+
+
+@pytest.fixture(scope="module", params=sorted(LIVE_SMALL))
+def live_run(request: pytest.FixtureRequest, urls: dict[str, str]) -> Any:
+    name = request.param
+    over = {**LIVE_SMALL[name], "slots.registry.url": urls["redis"], "slots.messaging.servers": urls["nats"]}
+    return run_scenario(SCENARIOS / f"{name}.yaml", mode="live", overrides=over, progress=False)
+
+
+def test_live_frames_and_invariants(live_run: Any) -> None:
+    check_columns(live_run.frames)
+    assert live_run.manifest["mode"] == "live" and live_run.manifest["backend"] == "redis+nats"
+    ops = live_run.ops
+    assert len(ops) > 20 and ops["ok"].mean() > 0.95, ops[~ops["ok"]]["error"].value_counts()
+    assert (ops["lag_s"] >= 0).all()
+    check_invariants(live_run)
+
+
+def test_live_multicasts_reach_their_targets(live_run: Any) -> None:
+    mc = live_run.multicasts
+    assert len(mc) > 0
+    assert int(mc["targeted"].sum()) > 0
+    # recipients alive and matching (not racing an operation) were targeted and reached
+    assert int(mc["missed"].sum()) <= 0.02 * max(1, int(mc["expected"].sum()))
+
+
+def test_live_deaths_expire_once(live_run: Any) -> None:
+    due = {n for n, _ in live_run.truth["expected_expirations"]} & set(live_run.truth["deaths"])
+    ex = live_run.expirations
+    for name in due:
+        assert (ex["identity"] == name).sum() == 1, name
+    if live_run.manifest["scenario"] == "iot-device-management":
+        assert len(due) == len(live_run.truth["deaths"]) > 0
