@@ -10,7 +10,7 @@ It never reads a clock.
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -27,14 +27,20 @@ if TYPE_CHECKING:
 
 
 class MemoryRegistry:
-    """In-process registry with secondary indexes and a deadline heap. Shareable by coordinators."""
+    """In-process registry with secondary indexes and a deadline heap. Shareable by coordinators.
+
+    Indexes are adaptive: a top-level field is indexed the first time a filter plans a lookup on it
+    (one scan), then maintained on every write; ``indexes=`` declares fields to index from the start
+    and ``adaptive=False`` limits indexing to those. So registering identities with many metadata
+    fields costs only for the fields that are actually queried.
+    """
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, indexes: Iterable[str] = (), adaptive: bool = True) -> None:
         self._items: dict[str, Identity] = {}
-        self._index: dict[str, dict[str, dict[str, None]]] = {}
-        self._tokens: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._index: dict[str, dict[str, dict[str, None]]] = {f: {} for f in indexes}
+        self._adaptive = adaptive
         self._heap: list[tuple[float, str]] = []
         self._opens = 0
 
@@ -45,31 +51,51 @@ class MemoryRegistry:
     async def close(self) -> None:
         self._opens = max(0, self._opens - 1)
 
-    # writes
-    def _unindex(self, identity_id: str) -> None:
-        for field, token in self._tokens.pop(identity_id, ()):
-            bucket = self._index[field][token]
-            bucket.pop(identity_id, None)
-            if not bucket:
-                del self._index[field][token]
+    @property
+    def indexed_fields(self) -> list[str]:
+        return list(self._index)
 
-    def _index_one(self, identity: Identity) -> None:
-        pairs = []
-        index, ident = self._index, identity.id
-        for field, value in identity.metadata.items():
+    # writes
+    def _add(self, identity: Identity) -> None:
+        md, ident = identity.metadata, identity.id
+        for field, by_token in self._index.items():
+            value = md.get(field, _MISSING)
+            if value is _MISSING:
+                continue
             token = "s:" + value if type(value) is str else index_token(value)
             if token is None:
                 continue
-            pairs.append((field, token))
-            by_token = index.get(field)
-            if by_token is None:
-                by_token = index[field] = {}
             bucket = by_token.get(token)
             if bucket is None:
                 by_token[token] = {ident: None}
             else:
                 bucket[ident] = None
-        self._tokens[ident] = tuple(pairs)
+
+    def _drop(self, identity: Identity) -> None:
+        md, ident = identity.metadata, identity.id
+        for field, by_token in self._index.items():
+            value = md.get(field, _MISSING)
+            if value is _MISSING:
+                continue
+            token = "s:" + value if type(value) is str else index_token(value)
+            bucket = by_token.get(token) if token is not None else None
+            if bucket is not None:
+                bucket.pop(ident, None)
+                if not bucket:
+                    del by_token[token]  # type: ignore[arg-type]
+
+    def _build(self, field: str) -> dict[str, dict[str, None]]:
+        """Index ``field`` over every stored identity (first planned lookup on it)."""
+        by_token: dict[str, dict[str, None]] = {}
+        for ident, item in self._items.items():
+            value = item.metadata.get(field, _MISSING)
+            if value is _MISSING:
+                continue
+            token = index_token(value)
+            if token is not None:
+                by_token.setdefault(token, {})[ident] = None
+        self._index[field] = by_token
+        return by_token
 
     async def upsert(self, identity: Identity, *, now: float, max_identities: int | None) -> bool:
         old = self._items.get(identity.id)
@@ -83,12 +109,11 @@ class MemoryRegistry:
         if not isinstance(identity.metadata, MappingProxyType):
             identity = Identity(identity.id, MappingProxyType(dict(identity.metadata)),
                                 identity.registered_at, identity.expires_at)
-        if old is not None:
-            if old.metadata != identity.metadata:
-                self._unindex(identity.id)
-                self._index_one(identity)
-        else:
-            self._index_one(identity)
+        if old is None:
+            self._add(identity)
+        elif old.metadata != identity.metadata:
+            self._drop(old)
+            self._add(identity)
         self._items[identity.id] = identity
         if identity.expires_at is not None:
             heapq.heappush(self._heap, (identity.expires_at, identity.id))
@@ -105,9 +130,10 @@ class MemoryRegistry:
         return new
 
     async def remove(self, identity_id: str) -> bool:
-        if self._items.pop(identity_id, None) is None:
+        old = self._items.pop(identity_id, None)
+        if old is None:
             return False
-        self._unindex(identity_id)
+        self._drop(old)
         return True
 
     # reads
@@ -124,7 +150,12 @@ class MemoryRegistry:
     def _candidates(self, plan: Any) -> Any:
         """Ids the plan selects, as an ordered dict-set (or set), or None when it needs a full scan."""
         if isinstance(plan, Term):
-            return self._index.get(plan.field, {}).get(plan.token, {})
+            by_token = self._index.get(plan.field)
+            if by_token is None:
+                if not self._adaptive:
+                    return None
+                by_token = self._build(plan.field)
+            return by_token.get(plan.token, {})
         if isinstance(plan, AnyOf):
             out: dict[str, None] = {}
             for part in plan.parts:
@@ -172,7 +203,7 @@ class MemoryRegistry:
             if item is None or item.expires_at != deadline:
                 continue  # stale entry: re-registered, touched or removed since
             del items[identity_id]
-            self._unindex(identity_id)
+            self._drop(item)
             out.append(ExpiredIdentity(identity_id, deadline))
         return out
 
@@ -200,6 +231,9 @@ def _plan_is_exact(f: Any) -> bool:
     if isinstance(f, And | Or):
         return all(_plan_is_exact(c) for c in f.children)
     return False
+
+
+_MISSING = object()
 
 
 class MemoryInbox:
