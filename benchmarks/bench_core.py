@@ -29,6 +29,7 @@ GO = {  # the reference implementation's published in-memory figures (seconds pe
     "enumerate 1000, filter (500 match)": 43.7e-6, "multicast to 10": 5.1e-6, "multicast to 100": 51.3e-6,
     "multicast to 1000": 528e-6, "unregister": 245e-9, "filter evaluation": 29.6e-9,
 }
+INDEXED = ("status", "location")
 CFG = Config(max_identities=None, default_ttl=None, sweep_interval=3600)
 
 
@@ -76,7 +77,9 @@ async def bench(quick: bool) -> list[tuple[str, float, float | None, str]]:
         return t
 
     for label, ttl in (("register", None), ("register with TTL", 300.0)):
-        rows.append((label, await registering(MemoryRegistry(), ttl), await registering(NaiveRegistry(), ttl),
+        # two fields indexed, as after a workload's first filtered lookups on status and location
+        indexed = MemoryRegistry(indexes=INDEXED)
+        rows.append((label, await registering(indexed, ttl), await registering(NaiveRegistry(), ttl),
                      "naive registry"))
 
     for label, flt, size in (("enumerate 1000, no filter", None, 1000),
@@ -153,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     enum = next(r for r in rows if r[0].startswith("enumerate 1000 of 10000"))
     filt = next(r for r in rows if r[0] == "filter evaluation (3 equalities)")
     print()
-    print(f"register throughput: {1 / reg[1]:,.0f} ops/s (goal >= 150,000)")
+    print(f"register throughput: {1 / reg[1]:,.0f} ops/s (goal >= 150,000; 4 metadata fields, "
+          f"{len(INDEXED)} of them indexed)")
     print(f"enumerate 1,000 of 10,000 by equality: {enum[2] / enum[1]:.1f}x faster than the naive scan "
           "(goal >= 10x)")
     print(f"filter evaluation: {filt[1] * 1e9:.0f} ns (goal < 1 µs)")
