@@ -8,11 +8,12 @@ declare ``self_timed = True``; those whose sends never suspend declare ``inline`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from mcastlab.backends.base import (
     DELIVERED,
     ERROR,
     MODES,
-    NO_LISTENER,
     TIMEOUT,
     UNAVAILABLE,
     Durability,
@@ -42,35 +43,48 @@ class FanOut:
 
     async def run(self, targets: list[Identity], message_id: str, data: bytes, mode: str,
                   t0: float) -> tuple[dict[str, str], dict[str, float]]:
-        """Statuses and latencies (seconds since ``t0``) per target; publish sends flushed once."""
+        """Statuses and latencies (seconds since ``t0``) per target; publish sends flushed once.
+
+        Retries go in rounds: every target gets attempt 1, then the retryable failures wait one
+        backoff together and get attempt 2, and so on. So an outage costs a fan-out a few backoffs
+        in total, not a backoff per target, whatever the window width.
+        """
         statuses: dict[str, str] = {}
         latencies: dict[str, float] = {}
-        if not targets:
-            return statuses, latencies
-        it = iter(targets)
-        runtime, send = self.runtime, self._send_one
+        runtime, send = self.runtime, self._send_once
         # In ack mode each outcome is final when its send returns: persist them as the fan-out goes,
         # so a crash mid-fan-out leaves exact rows and replay flags only the truly unknown sends.
         journal = self.durability if mode == "ack" else None
         done: dict[str, str] = {}
         batch = self.config.max_in_flight
+        attempts = self.config.send_retries + 1
+        pending = [t.id for t in targets]
+        for attempt in range(1, attempts + 1):
+            it = iter(pending)
+            last = attempt == attempts
 
-        async def worker() -> None:
-            for ident in it:
-                status = statuses[ident.id] = await send(ident.id, message_id, data, mode)
-                latencies[ident.id] = runtime.now() - t0
-                if journal is not None:
-                    done[ident.id] = status
-                    if len(done) >= batch:
-                        chunk = dict(done)
-                        done.clear()
-                        await journal.outcome(message_id, chunk, now=runtime.now())
+            async def worker(it: Iterator[str] = it, attempt: int = attempt, last: bool = last) -> None:
+                for ident in it:
+                    status = statuses[ident] = await send(ident, message_id, data, mode, attempt)
+                    if status in _RETRYABLE and not last:
+                        continue
+                    latencies[ident] = runtime.now() - t0
+                    if journal is not None:
+                        done[ident] = status
+                        if len(done) >= batch:
+                            chunk = dict(done)
+                            done.clear()
+                            await journal.outcome(message_id, chunk, now=runtime.now())
 
-        width = 1 if mode in self._inline_modes else min(self.config.max_in_flight, len(targets))
-        if width == 1:
-            await worker()
-        else:
-            await runtime.gather(*[worker() for _ in range(width)])
+            width = 1 if mode in self._inline_modes else min(self.config.max_in_flight, len(pending))
+            if width <= 1:
+                await worker()
+            else:
+                await runtime.gather(*[worker() for _ in range(width)])
+            pending = [i for i in pending if statuses[i] in _RETRYABLE]
+            if not pending or last:
+                break
+            await runtime.sleep(self._backoff.compute(attempt))
         if mode == "publish":
             timeout = self.config.send_timeout
             try:
@@ -85,28 +99,25 @@ class FanOut:
                         statuses[ident] = status
         return statuses, latencies
 
-    async def _send_one(self, identity: str, message_id: str, data: bytes, mode: str) -> str:
+    async def _send_once(self, identity: str, message_id: str, data: bytes, mode: str, attempt: int) -> str:
+        """One attempt; returns the status (never raises for a failed send)."""
         timeout = self.config.send_timeout
-        attempts = self.config.send_retries + 1
         messaging, runtime = self.messaging, self.runtime
-        status = ERROR
-        for attempt in range(1, attempts + 1):
-            msg = Message(message_id, data, identity, runtime.now(), attempt)
-            try:
-                if self._timed_sends:
-                    await runtime.wait_for(messaging.send(msg, mode=mode, timeout=timeout), timeout)
-                else:
-                    await messaging.send(msg, mode=mode, timeout=timeout)
-                return DELIVERED
-            except DeliveryError as exc:
-                status = exc.status
-            except OperationTimeoutError:
-                status = TIMEOUT
-            except BackendError:
-                status = UNAVAILABLE
-            except Exception:
-                status = ERROR
-            if status == NO_LISTENER or attempt == attempts:
-                return status
-            await runtime.sleep(self._backoff.compute(attempt))
-        return status
+        msg = Message(message_id, data, identity, runtime.now(), attempt)
+        try:
+            if self._timed_sends:
+                await runtime.wait_for(messaging.send(msg, mode=mode, timeout=timeout), timeout)
+            else:
+                await messaging.send(msg, mode=mode, timeout=timeout)
+            return DELIVERED
+        except DeliveryError as exc:
+            return exc.status
+        except OperationTimeoutError:
+            return TIMEOUT
+        except BackendError:
+            return UNAVAILABLE
+        except Exception:
+            return ERROR
+
+
+_RETRYABLE = frozenset((TIMEOUT, UNAVAILABLE, ERROR))  # not NO_LISTENER: nobody is there to retry for

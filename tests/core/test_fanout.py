@@ -139,3 +139,24 @@ def pytest_approx(x: float) -> Any:
     import pytest
 
     return pytest.approx(x, abs=1e-9)
+
+
+def test_retries_go_in_rounds_so_an_outage_costs_a_few_backoffs_not_one_per_target(
+        sim: SimPyRuntime) -> None:
+    script = {ident: ["down", "down"] for ident in fleet(50)}
+    m = ScriptedMessaging(sim, script=script)
+    m.inline = True  # one worker: per-target backoffs would serialise to 50 x 0.3 s
+    cfg = Config(send_retries=2, retry_backoff=0.1)
+
+    async def body() -> Any:
+        async with Coordinator(cfg, runtime=sim, messaging=m) as c:
+            for ident in fleet(50):
+                await c.register(ident, {})
+            t0 = sim.now()
+            res = await c.multicast(None, b"x")
+            return res, sim.now() - t0
+
+    res, took = sim.run(body())
+    assert res.delivered == 50
+    assert took == pytest_approx(0.1 + 0.2)
+    assert all(lat == pytest_approx(0.3) for lat in res.latencies.values())
