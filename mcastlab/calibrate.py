@@ -10,7 +10,6 @@ JSON (empirical samples, fitted lognormals, machine info). :func:`validate` runs
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
+from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.sim.calibration import build_calibration, run_workload, save_calibration
 from mcastlab.sim.spec import REPO_ROOT, resolve_calibration
 
@@ -113,7 +113,7 @@ def _live(
             async with coord:
                 return await run_workload(coord, seed=seed + run, server_usec=busy, **params)
 
-        results = [asyncio.run(one(r)) for r in range(runs)]
+        results = [run_blocking(one(r)) for r in range(runs)]
     finally:
         ctx.__exit__(None, None, None)
     return results, versions

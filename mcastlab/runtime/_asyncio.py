@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -59,3 +60,40 @@ class AsyncioRuntime:
             "AsyncioRuntime.run() was called inside a running event loop (e.g. Jupyter); "
             "use 'await coro' there instead"
         )
+
+
+def run_blocking(coro: Coroutine[Any, Any, T], *, state: dict[str, Any] | None = None) -> T:
+    """``asyncio.run(coro)``, or inside a running loop (Jupyter) on a worker thread with its own loop.
+
+    On Ctrl-C in the caller's thread, ``state["task"]`` (if the coroutine stored its task and loop
+    there) is cancelled so the run can stop cleanly and keep what it measured.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            results.append(asyncio.run(coro))
+        except BaseException as exc:
+            errors.append(exc)
+
+    th = threading.Thread(target=target, name="mcastlab-asyncio", daemon=True)
+    th.start()
+    try:
+        while th.is_alive():
+            th.join(0.2)
+    except KeyboardInterrupt:
+        loop, task = (state or {}).get("loop"), (state or {}).get("task")
+        if loop is not None and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+        th.join()
+        raise
+    if errors:
+        if isinstance(errors[0], asyncio.CancelledError):
+            return None  # type: ignore[return-value]
+        raise errors[0]
+    return results[0]  # type: ignore[no-any-return]

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,13 +26,31 @@ from mcastlab.measure.store import RunResult, git_revision, jsonable, machine, p
 from mcastlab.measure.targets import evaluate
 from mcastlab.results import ExpirationEvent
 from mcastlab.runtime import AsyncioRuntime, SimPyRuntime
+from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.workloads.backends import Backends, live_backends, sim_backends
 from mcastlab.workloads.context import Context, stream_rng
 from mcastlab.workloads.faults import Outage
 from mcastlab.workloads.scenario import Scenario, load_scenario
 
 
+class _NoBar:
+    """Stands in for a tqdm bar when progress is off (importing tqdm.auto warns in notebooks)."""
+
+    n: float = 0.0
+
+    def __init__(self, total: float) -> None:
+        self.total = total
+
+    def update(self, n: float = 1) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        return None
+
+
 def _progress(total: float, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar(round(total, 3))
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -102,36 +118,6 @@ def _run_sim(scn: Scenario, rec: Recorder, progress: bool) -> tuple[Context, Bac
     return ctx, backends, interrupted
 
 
-def _run_coroutine(coro: Coroutine[Any, Any, Any], state: dict[str, Any]) -> None:
-    """asyncio.run, or — inside a running loop (Jupyter) — on a worker thread with its own loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coro)
-        return
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coro)
-        except BaseException as exc:
-            errors.append(exc)
-
-    th = threading.Thread(target=target, name="mcastlab-live-run", daemon=True)
-    th.start()
-    try:
-        while th.is_alive():
-            th.join(0.2)
-    except KeyboardInterrupt:
-        loop, task = state.get("loop"), state.get("task")
-        if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
-        th.join()
-        raise
-    if errors and not isinstance(errors[0], asyncio.CancelledError):
-        raise errors[0]
-
-
 def _run_live(scn: Scenario, rec: Recorder, progress: bool, run_id: str) -> tuple[Context, Backends, bool]:
     state: dict[str, Any] = {}
     with live_backends(scn, run_id) as backends:
@@ -181,7 +167,7 @@ def _run_live(scn: Scenario, rec: Recorder, progress: bool, run_id: str) -> tupl
 
         interrupted = False
         try:
-            _run_coroutine(main(), state)
+            run_blocking(main(), state=state)
         except KeyboardInterrupt:
             interrupted = True
     if "ctx" not in state:
