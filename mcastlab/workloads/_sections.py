@@ -20,7 +20,9 @@ BACKENDS: dict[str, dict[str, tuple[str, ...]]] = {
         "postgres": ("dsn", "table"),
     },
     "messaging": {"memory": (), "nats": ("servers", "prefix"), "redis-pubsub": ("url", "prefix")},
+    "durability": {"sqlite": ("path", "prefix", "retention"), "postgres": ("dsn", "prefix", "retention")},
 }
+OPTIONAL_SLOTS = ("durability",)
 OP_NAMES = ("register", "heartbeat", "unregister", "enumerate", "count", "multicast")
 
 
@@ -45,11 +47,12 @@ def _parse_slots(value: Any, *, key: str, source: str) -> dict[str, Slot]:
         )
     for k in value:
         if k not in BACKENDS:
-            hint = " (the durability slot is not driven by scenarios yet)" if k == "durability" else ""
-            fail(source, join(key, k), f"unknown slot{hint}", f"use {', '.join(BACKENDS)}")
+            fail(source, join(key, k), "unknown slot", f"use {', '.join(BACKENDS)}")
     out = {}
     for slot, known in BACKENDS.items():
         sub = join(key, slot)
+        if slot not in value and slot in OPTIONAL_SLOTS:
+            continue
         if slot not in value:
             fail(
                 source, sub, f"missing the {slot} backend", f"add '{slot}: <{' | '.join(known)}>' under {key}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,42 +16,42 @@ from mcastlab.workloads.scenario import Scenario, Slot
 
 @dataclass
 class Backends:
-    """The registry and messaging of a run, what they are, and the local servers started for it."""
+    """The slots of a run (durability optional), what they are, and the local servers started for it."""
 
     registry: Any
     messaging: Any
     label: str
+    durability: Any = None
     versions: dict[str, str] = field(default_factory=dict)
     servers: dict[str, Any] = field(default_factory=dict)
-
-
-def _sim_module() -> Any | None:
-    """``mcastlab.sim`` if it provides ``make_sim_backends``; None only while the module is absent."""
-    try:
-        mod = importlib.import_module("mcastlab.sim")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("mcastlab.sim",):
-            return None
-        raise
-    if not hasattr(mod, "make_sim_backends") and getattr(mod, "__file__", None) is None:
-        return None  # an empty namespace directory: not built yet
-    return mod
 
 
 def sim_backends(scn: Scenario, runtime: Any, rng: np.random.Generator) -> Backends:
     """Simulated backends from the scenario's ``sim:`` section (plus backend-outage faults)."""
     label = f"sim:{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
-    mod = _sim_module()
-    if mod is None:  # fallback while mcastlab.sim is absent: zero-latency embedded backends
-        from mcastlab.backends.memory import MemoryMessaging, MemoryRegistry
+    from mcastlab import sim as mod
 
-        return Backends(MemoryRegistry(), MemoryMessaging(), label + " (memory, zero latency)")
     spec = dict(scn.sim)
     extra = [f for f in (x.sim_fault() for x in scn.faults) if f is not None]
     if extra:
         spec["faults"] = [*spec.get("faults", []), *extra]
     reg, msg = mod.make_sim_backends(mod.SimSpec.from_dict(spec, source=scn.source), runtime=runtime, rng=rng)
-    return Backends(reg, msg, label)
+    return Backends(reg, msg, label, durability=_sim_durability(scn))
+
+
+def _sim_durability(scn: Scenario) -> Any:
+    """SQLite durability runs in virtual time (no I/O waits); PostgreSQL needs a live event loop."""
+    slot = scn.slots.get("durability")
+    if slot is None:
+        return None
+    if slot.backend != "sqlite":
+        raise ScenarioError(
+            f"{scn.source}: slots.durability: the {slot.backend} durability backend needs live mode. "
+            "Fix: use 'durability: sqlite' in sim mode, or run with --mode live",
+            key="slots.durability",
+            source=scn.source,
+        )
+    return _make("durability", slot, "sim", {}, scn.source)
 
 
 def _server_version(kind: str, servers: dict[str, Any]) -> str:
@@ -78,6 +77,11 @@ def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, str], source: 
             return b.RedisPubSubMessaging(
                 o.get("url") or urls["redis"], prefix=o.get("prefix", key_prefix), **extra
             )
+        if slot_name == "durability":
+            kw = {"prefix": o.get("prefix", f"mcl_{token}"), **{k: o[k] for k in ("retention",) if k in o}}
+            if slot.backend == "sqlite":
+                return b.SqliteDurability(o.get("path", ":memory:"), **kw, **extra)
+            return b.PostgresDurability(o.get("dsn") or urls["postgres"], **kw, **extra)
         if slot.backend == "sqlite":
             return b.SqliteRegistry(
                 o.get("path", ":memory:"), **({"table": o["table"]} if "table" in o else {}), **extra
@@ -120,7 +124,10 @@ def _needed_servers(scn: Scenario) -> list[str]:
         need.append("redis")
     if msg.backend == "nats" and not msg.options.get("servers"):
         need.append("nats")
-    if reg.backend == "postgres" and not reg.options.get("dsn"):
+    dur = scn.slots.get("durability")
+    if (reg.backend == "postgres" and not reg.options.get("dsn")) or (
+        dur is not None and dur.backend == "postgres" and not dur.options.get("dsn")
+    ):
         need.append("postgres")
     return need
 
@@ -140,13 +147,15 @@ def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
         urls = {k: s.url for k, s in started.items()}
         registry = _make("registry", scn.slots["registry"], token, urls, scn.source)
         messaging = _make("messaging", scn.slots["messaging"], token, urls, scn.source)
+        dur = scn.slots.get("durability")
+        durability = None if dur is None else _make("durability", dur, token, urls, scn.source)
         versions = {
             f"{k}-server": _server_version(k, started)
             for k in ("redis", "nats", "postgres")
             if k in need or any(s.backend.startswith(k) for s in scn.slots.values())
         }
         label = f"{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
-        yield Backends(registry, messaging, label, versions, started)
+        yield Backends(registry, messaging, label, durability, versions, started)
 
 
 __all__ = ["Backends", "live_backends", "sim_backends"]

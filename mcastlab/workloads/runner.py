@@ -97,7 +97,12 @@ def _run_sim(scn: Scenario, rec: Recorder, progress: bool) -> tuple[Context, Bac
     rt = SimPyRuntime(env)
     backends = sim_backends(scn, rt, stream_rng(scn.seed, "sim-backends"))
     coord = Coordinator(
-        scn.config, registry=backends.registry, messaging=backends.messaging, runtime=rt, name="coord-0"
+        scn.config,
+        registry=backends.registry,
+        messaging=backends.messaging,
+        durability=backends.durability,
+        runtime=rt,
+        name="coord-0",
     )
     rt.run(coord.open())
     ctx = _context(scn, coord, rec, scn.measure.tolerance or 0.0, 0)
@@ -130,6 +135,7 @@ def _run_live(scn: Scenario, rec: Recorder, progress: bool, run_id: str) -> tupl
                 scn.config,
                 registry=backends.registry,
                 messaging=backends.messaging,
+                durability=backends.durability,
                 runtime=rt,
                 name="coord-0",
             )

@@ -110,3 +110,34 @@ def test_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
     scn = load_scenario(SCENARIOS / "prism-loadtest.yaml", {"duration": 2, "mode": "sim"})
     run_scenario(scn, progress=True)
     assert "prism-loadtest [sim]" in capsys.readouterr().err
+
+
+def test_durability_slot_persists_every_multicast(tmp_path) -> None:
+    import asyncio
+
+    from mcastlab.backends import SqliteDurability
+
+    db = tmp_path / "journal.db"
+    over = {**SIM_SMALL["iot-device-management"], "duration": 200,
+            "slots.durability": {"backend": "sqlite", "path": str(db), "prefix": "j"}}
+    run = run_scenario(SCENARIOS / "iot-device-management.yaml", mode="sim", overrides=over, progress=False)
+    journal = SqliteDurability(str(db), prefix="j")
+
+    async def stored() -> list[dict]:
+        await journal.open()
+        try:
+            return await journal.messages()
+        finally:
+            await journal.close()
+
+    rows = asyncio.run(stored())
+    assert len(rows) == len(run.multicasts) > 0
+    assert {r["message_id"] for r in rows} == set(run.multicasts["message_id"])
+
+
+def test_postgres_durability_is_refused_in_sim_mode_with_a_fix() -> None:
+    from mcastlab.errors import ScenarioError
+
+    over = {**SIM_SMALL["iot-device-management"], "slots.durability": "postgres"}
+    with pytest.raises(ScenarioError, match=r"slots\.durability.*needs live mode.*Fix"):
+        run_scenario(SCENARIOS / "iot-device-management.yaml", mode="sim", overrides=over, progress=False)
