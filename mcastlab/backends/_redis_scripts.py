@@ -1,0 +1,146 @@
+"""Lua scripts of :class:`~mcastlab.backends.RedisRegistry`; each runs atomically on the server.
+
+Conventions: ``base`` is the registry's key prefix including its hash tag (``mcast:{mcast}:``); members of
+the deadline sorted set and of index sets are *encoded* identity names, so a script can build an
+identity's key as ``base .. 'id:' .. member``. Times arrive as strings formatted by Python (``repr``) and
+are only compared (``tonumber``), never formatted by Lua, so no precision is lost. The identity hash holds
+``m`` (metadata JSON), ``r`` (registered_at), ``e`` (expires_at, ``''`` for never) and ``x`` (its index
+key suffixes, newline separated), so a script can always remove exactly the index entries it added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# KEYS: id key, deadline zset. ARGV: member, metadata, registered_at, expires_at, score, now, max (-1 =
+# unlimited), index suffixes, safety TTL ms (0 = none), base. Returns {1|0 is_new, 0} or {-1, live count}.
+UPSERT = """
+local key, z, member, base = KEYS[1], KEYS[2], ARGV[1], ARGV[10]
+local old = redis.call('HMGET', key, 'e', 'x')
+local exists = old[2] ~= false
+local is_new = 1
+if exists and (old[1] == '' or tonumber(old[1]) > tonumber(ARGV[6])) then is_new = 0 end
+if is_new == 1 and tonumber(ARGV[7]) >= 0 then
+  local live = redis.call('ZCOUNT', z, '(' .. ARGV[6], '+inf')
+  if live >= tonumber(ARGV[7]) then return {-1, live} end
+end
+if (not exists) or old[2] ~= ARGV[8] then
+  if exists then
+    for s in string.gmatch(old[2], '[^\\n]+') do redis.call('SREM', base .. s, member) end
+  end
+  for s in string.gmatch(ARGV[8], '[^\\n]+') do redis.call('SADD', base .. s, member) end
+end
+redis.call('HSET', key, 'm', ARGV[2], 'r', ARGV[3], 'e', ARGV[4], 'x', ARGV[8])
+redis.call('ZADD', z, ARGV[5], member)
+if ARGV[9] == '0' then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ARGV[9]) end
+return {is_new, 0}
+"""
+
+# KEYS: id key, deadline zset. ARGV: member, expires_at, score, now, safety TTL ms.
+# Returns {metadata, registered_at} of the live identity, or nil if absent/expired.
+TOUCH = """
+local v = redis.call('HMGET', KEYS[1], 'm', 'r', 'e')
+if not v[1] then return false end
+if v[3] ~= '' and tonumber(v[3]) <= tonumber(ARGV[4]) then return false end
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if ARGV[5] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return {v[1], v[2]}
+"""
+
+# KEYS: id key, deadline zset. ARGV: member, base. Returns 1 if the identity was stored.
+REMOVE = """
+local x = redis.call('HGET', KEYS[1], 'x')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if not x then return 0 end
+for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', ARGV[2] .. s, ARGV[1]) end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: deadline zset. ARGV: now, limit, base. Removes up to `limit` identities whose deadline <= now
+# with their index entries and returns {member, deadline, ...}. ZRANGEBYSCORE and ZREM run in one script,
+# so a member is claimed by exactly one caller however many coordinators sweep at once.
+CLAIM = """
+local z, base = KEYS[1], ARGV[3]
+local got = redis.call('ZRANGEBYSCORE', z, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+for i = 1, #got, 2 do
+  local m = got[i]
+  local key = base .. 'id:' .. m
+  redis.call('ZREM', z, m)
+  local x = redis.call('HGET', key, 'x')
+  if x then
+    for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', base .. s, m) end
+    redis.call('DEL', key)
+  end
+end
+return got
+"""
+
+# KEYS: destination key. ARGV: base, then a plan program of (op, arg) pairs in postfix order:
+# ('T', index suffix) pushes an index set; ('&', n) / ('|', n) replace the top n with their
+# intersection / union (SINTERSTORE / SUNIONSTORE into temporary keys; the last one stores into the
+# destination). The destination and temporaries expire after a minute in case the caller never reads
+# or deletes them; the temporaries are deleted before returning.
+PLAN = """
+local dest, base = KEYS[1], ARGV[1]
+local stack, tmps = {}, {}
+local nargs = #ARGV
+local i = 2
+while i <= nargs do
+  local op, a = ARGV[i], ARGV[i + 1]
+  if op == 'T' then
+    stack[#stack + 1] = base .. a
+  else
+    local n, top, keys = tonumber(a), #stack, {}
+    for k = top - n + 1, top do keys[#keys + 1] = stack[k] end
+    for k = top, top - n + 1, -1 do stack[k] = nil end
+    local t = dest
+    if i + 2 <= nargs then
+      t = dest .. ':' .. (#tmps + 1)
+      tmps[#tmps + 1] = t
+    end
+    redis.call((op == '&') and 'SINTERSTORE' or 'SUNIONSTORE', t, unpack(keys))
+    redis.call('PEXPIRE', t, 60000)
+    stack[#stack + 1] = t
+  end
+  i = i + 2
+end
+if #tmps > 0 then redis.call('DEL', unpack(tmps)) end
+return 0
+"""
+
+
+# KEYS: a set or sorted set of encoded identities. ARGV: base. Returns {member, m, r, e, ...} for every
+# member (nil fields if its hash is gone): SORT ... GET's rows, for servers that refuse GET patterns.
+FETCH = """
+local base = ARGV[1]
+local members
+if redis.call('TYPE', KEYS[1])['ok'] == 'zset' then
+  members = redis.call('ZRANGE', KEYS[1], 0, -1)
+else
+  members = redis.call('SMEMBERS', KEYS[1])
+end
+local out = {}
+for _, m in ipairs(members) do
+  local v = redis.call('HMGET', base .. 'id:' .. m, 'm', 'r', 'e')
+  out[#out + 1] = m
+  out[#out + 1] = v[1]
+  out[#out + 1] = v[2]
+  out[#out + 1] = v[3]
+end
+return out
+"""
+
+
+def sha1(body: str) -> str:
+    """The SHA1 Redis uses to name a script (for EVALSHA)."""
+    return hashlib.sha1(body.encode()).hexdigest()
+
+
+SCRIPTS = {name: (sha1(body), body) for name, body in (
+    ("upsert", UPSERT), ("touch", TOUCH), ("remove", REMOVE), ("claim", CLAIM), ("plan", PLAN),
+    ("fetch", FETCH),
+)}
+
+__all__ = ["SCRIPTS", "sha1"]

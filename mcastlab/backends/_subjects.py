@@ -1,0 +1,136 @@
+"""Names and wire formats of the live backends: identity names as NATS subject tokens, Redis key parts
+and pub/sub channels, plus the small message headers/envelope that travel with each payload.
+
+:func:`encode_token` is injective and its output only contains ``[A-Za-z0-9_-]`` and ``%XX`` escapes
+(UTF-8 bytes, upper-case hex), so an encoded name can never be a NATS wildcard (``*``, ``>``), span two
+subject tokens (``.``), contain whitespace, glob characters or a Redis Cluster hash tag (``{``, ``}``).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from functools import lru_cache
+from urllib.parse import unquote
+
+from mcastlab.backends.base import Message
+from mcastlab.errors import ConfigError
+
+_SAFE_RE = re.compile(r"[A-Za-z0-9_\-]+")
+_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_NATS_TOKEN_RE = re.compile(r"[^\s.*>]+")
+
+
+def encode_token(name: str) -> str:
+    """``name`` as one safe token: unchanged if it is only ``[A-Za-z0-9_-]``, else %-escaped."""
+    if _SAFE_RE.fullmatch(name):
+        return name
+    return _escape(name)
+
+
+@lru_cache(maxsize=1 << 16)
+def _escape(name: str) -> str:
+    out = []
+    for ch in name:
+        if ch in _SAFE_CHARS:
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+    return "".join(out)
+
+
+def decode_token(token: str) -> str:
+    """Inverse of :func:`encode_token`."""
+    if "%" not in token:
+        return token
+    return unquote(token, errors="strict")
+
+
+def check_subject_prefix(prefix: str) -> str:
+    """Validate a NATS subject prefix such as ``"mcast"`` or ``"tenant1.mcast"`` (no wildcards)."""
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigError(f"NATS prefix must be a non-empty str such as 'mcast', got {prefix!r}",
+                          key="prefix")
+    parts = prefix.split(".")
+    if not all(_NATS_TOKEN_RE.fullmatch(p) for p in parts):
+        raise ConfigError(
+            f"NATS prefix {prefix!r} must be dot-separated non-empty tokens without whitespace, '*' or '>'",
+            key="prefix",
+        )
+    return prefix
+
+
+def check_key_prefix(prefix: str) -> str:
+    """Validate a Redis key prefix such as ``"mcast:"``: printable, no ``*`` or braces."""
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigError(f"Redis prefix must be a non-empty str such as 'mcast:', got {prefix!r}",
+                          key="prefix")
+    if any(ch in "{}*" or ch.isspace() or not ch.isprintable() for ch in prefix) or len(prefix) > 64:
+        raise ConfigError(
+            f"Redis prefix {prefix!r} must be at most 64 printable characters without whitespace, '*' "
+            "(it would break SORT ... GET patterns) or braces (reserved for the cluster hash tag)",
+            key="prefix",
+        )
+    return prefix
+
+
+# --------------------------------------------------------------------------- NATS headers
+
+HEADER = "Mcast-Msg"  # "<attempt> <redelivery 0|1> <sent_at.hex()> <message id>" (the id may contain spaces)
+
+
+def header_value(message: Message) -> str:
+    """The one NATS header that carries a message's id, send time (``float.hex``: exact, cheap to
+    format), attempt and redelivery flag."""
+    return f"{message.attempt} {int(message.redelivery)} {message.sent_at.hex()} {message.id}"
+
+
+def parse_header(value: str | None) -> tuple[str, float, int, bool]:
+    """``(message id, sent_at, attempt, redelivery)`` from :func:`header_value`; foreign messages get
+    defaults."""
+    if value:
+        parts = value.split(" ", 3)
+        if len(parts) == 4:
+            try:
+                sent = float.fromhex(parts[2]) if "0x" in parts[2] else float(parts[2])
+                return parts[3], sent, int(parts[0]), parts[1] == "1"
+            except ValueError:
+                pass
+    return "", 0.0, 1, False
+
+
+# --------------------------------------------------------------------------- Redis pub/sub envelope
+
+_MAGIC = b"MC1"
+_FIXED = struct.Struct("!dIBHH")  # sent_at, attempt, redelivery, len(id), len(reply tag)
+
+
+def pack_envelope(message: Message, reply: bytes = b"") -> bytes:
+    """Payload framed with its id, send time, attempt and (ack mode) a reply tag, for Redis pub/sub."""
+    mid = message.id.encode()
+    head = _FIXED.pack(message.sent_at, message.attempt, message.redelivery, len(mid), len(reply))
+    return b"".join((_MAGIC, head, mid, reply, message.payload))
+
+
+def unpack_envelope(data: bytes) -> tuple[str, float, int, bool, bytes, bytes]:
+    """``(message id, sent_at, attempt, redelivery, reply tag, payload)``; foreign data is a bare payload."""
+    n = len(_MAGIC) + _FIXED.size
+    if len(data) < n or not data.startswith(_MAGIC):
+        return "", 0.0, 1, False, b"", data
+    sent_at, attempt, redelivery, lid, lrep = _FIXED.unpack_from(data, len(_MAGIC))
+    mid = data[n:n + lid].decode(errors="replace")
+    reply = data[n + lid:n + lid + lrep]
+    return mid, sent_at, attempt, bool(redelivery), reply, data[n + lid + lrep:]
+
+
+__all__ = [
+    "HEADER",
+    "check_key_prefix",
+    "check_subject_prefix",
+    "decode_token",
+    "encode_token",
+    "header_value",
+    "pack_envelope",
+    "parse_header",
+    "unpack_envelope",
+]

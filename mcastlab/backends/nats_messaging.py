@@ -1,0 +1,402 @@
+"""NatsMessaging: the messaging slot on NATS core (nats-py).
+
+Theory of operation
+-------------------
+* **Subjects.** Each identity has one inbox subject ``<prefix>.<enc(identity)>``. ``enc`` keeps
+  ``[A-Za-z0-9_-]`` and %-escapes every other UTF-8 byte, so the encoded name is always exactly one
+  subject token: no identity name can be (or contain) a wildcard ``*`` / ``>``, add a level with ``.``,
+  or inject whitespace, and the encoding is injective — an inbox receives only its own identity's messages.
+* **Wire format.** The payload travels as-is; message id, send time, attempt and redelivery flag travel
+  in one header, ``Mcast-Msg: <attempt> <0|1> <sent_at as float.hex()> <id>`` (hex: exact, cheap).
+  Publishes are framed here (``HPUB``, byte for byte what ``Client.publish`` writes) and appended to
+  nats-py's write buffer directly — several times cheaper per message than ``Client.publish``, which
+  re-validates the subject and re-encodes the header each time. This uses private attributes of
+  nats-py's client (``_pending``, ``_pending_data_size``, ``_flush_pending``); if they are missing (another
+  nats-py version) or the server lacks header support, ``send`` falls back to ``Client.publish``.
+* **publish mode.** ``send`` appends to nats-py's write buffer (its flusher writes batches to the socket);
+  ``flush`` — called once per fan-out — does one PING/PONG round trip confirming the server has taken
+  everything sent before it. A flush that fails or times out fails the whole batch (the coordinator marks
+  those identities ``unavailable`` / ``timeout``): a disconnect may lose buffered messages, or deliver
+  them after a reconnect, so a failed confirmation is reported as failed.
+* **ack mode.** ``send`` is a request/reply bounded by ``timeout``; the inbox replies on receipt, before
+  the caller reads the message. "No responders" (nobody subscribed) is ``no_listener`` at once; retries
+  with backoff are the coordinator's (``Config.send_retries``).
+* **Disconnects.** nats-py reconnects forever in the background (re-subscribing inboxes). While it is
+  disconnected ``send`` fails immediately with ``unavailable`` instead of buffering, and a pending flush
+  fails as soon as the connection drops, so a multicast during an outage returns promptly with the
+  failures counted. ``disconnects`` / ``reconnects`` count the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import nats.errors as nerr
+from nats.aio.client import Client as NatsClient
+
+from mcastlab.backends._subjects import HEADER, check_subject_prefix, encode_token, header_value, parse_header
+from mcastlab.backends.base import ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Message
+from mcastlab.backends.memory import MemoryInbox
+from mcastlab.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ClosedError,
+    ConfigError,
+    DeliveryError,
+    OperationTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from mcastlab.runtime.base import Runtime
+
+_HDR_START = b"NATS/1.0\r\n" + HEADER.encode() + b": "
+_SPILL_BYTES = 1 << 20  # write the buffer out (yielding to nats-py's flusher) beyond this many bytes
+_SUBJECT_CACHE = 1 << 20
+
+_UNAVAILABLE_ERRORS = (nerr.ConnectionClosedError, nerr.OutboundBufferLimitError, nerr.StaleConnectionError,
+                       nerr.ConnectionReconnectingError, nerr.ConnectionDrainingError, nerr.NoServersError,
+                       OSError)
+
+
+NatsInbox = MemoryInbox  # one listener: a mailbox filled (and acknowledged) on receipt
+
+
+class NatsMessaging:
+    """Messaging on NATS; see the module docstring. Shareable: ``open``/``close`` are reference counted."""
+
+    name = "nats"
+    modes: Sequence[str] = ("publish", "ack")
+    self_timed = True  # send and flush bound themselves by their timeout argument
+    inline_modes: Sequence[str] = ("publish",)  # a publish only appends to a buffer: no window needed
+
+    def __init__(self, servers: str | Sequence[str], *, prefix: str = "mcast",
+                 user: str | None = None, password: str | None = None, token: str | None = None,
+                 tls: ssl.SSLContext | None = None, tls_hostname: str | None = None,
+                 connect_timeout: float = 2.0, reconnect_time_wait: float = 0.25,
+                 max_reconnect_attempts: int = -1, client_name: str | None = None,
+                 pending_size: int = 8 * 1024 * 1024) -> None:
+        check_subject_prefix(prefix)
+        urls = [servers] if isinstance(servers, str) else list(servers)
+        if not urls or not all(isinstance(u, str) and "://" in u for u in urls):
+            raise ConfigError(f"servers must be NATS URLs such as 'nats://127.0.0.1:4222', got {servers!r}",
+                              key="servers")
+        self.servers = urls
+        self.prefix = prefix
+        self._connect_kw: dict[str, Any] = {
+            "user": user, "password": password, "token": token, "tls": tls, "tls_hostname": tls_hostname,
+            "connect_timeout": connect_timeout, "reconnect_time_wait": reconnect_time_wait,
+            "max_reconnect_attempts": max_reconnect_attempts, "name": client_name,
+            "pending_size": pending_size,
+        }
+        self._nc: Any = None
+        self._fast = False  # frame publishes ourselves (see the module docstring)
+        self._subjects: dict[str, bytes] = {}
+        self._head_key: tuple[str, int, bool] | None = None
+        self._head = (b"", b"")
+        self._runtime: Runtime | None = None
+        self._opens = 0
+        self._down: asyncio.Event | None = None
+        self._unflushed_gen: int | None = None  # disconnect count at the oldest unconfirmed publish
+        self.disconnects = 0
+        self.reconnects = 0
+        self.errors = 0
+        self.last_error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"NatsMessaging({self.servers!r}, prefix={self.prefix!r})"
+
+    def subject(self, identity: str) -> str:
+        """The inbox subject of ``identity``."""
+        return f"{self.prefix}.{encode_token(identity)}"
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self, runtime: Runtime) -> None:
+        """Connect (first open); raises BackendUnavailableError if no server answers."""
+        self._opens += 1
+        if self._opens > 1:
+            return
+        self._runtime = runtime
+        self._down = asyncio.Event()
+        kw = {k: v for k, v in self._connect_kw.items() if v is not None}
+        nc = NatsClient()
+        # nats-py retries a failed *initial* connect forever when reconnects are unlimited: bound it here
+        kwc = self._connect_kw
+        limit = (kwc["connect_timeout"] + kwc["reconnect_time_wait"]) * len(self.servers)
+        try:
+            await asyncio.wait_for(nc.connect(
+                self.servers, allow_reconnect=True, error_cb=self._on_error,
+                disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect, **kw), limit + 0.5)
+        except BaseException as exc:
+            self._opens = 0
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(nc.close(), 1.0)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise BackendUnavailableError(f"cannot connect to NATS at {self.servers}: {exc!r}",
+                                          backend=self.name) from None
+        self._nc = nc
+        self._fast = (isinstance(getattr(nc, "_pending", None), list) and hasattr(nc, "_flush_pending")
+                      and isinstance(getattr(nc, "_pending_data_size", None), int)
+                      and bool(getattr(nc, "_server_info", {}).get("headers")))
+
+    async def close(self) -> None:
+        """Release one open; the last one closes the connection."""
+        if self._opens == 0:
+            return
+        self._opens -= 1
+        if self._opens:
+            return
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 2.0)
+
+    async def _on_error(self, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_error = exc
+
+    async def _on_disconnect(self) -> None:
+        self.disconnects += 1
+        if self._down is not None:
+            self._down.set()
+
+    async def _on_reconnect(self) -> None:
+        self.reconnects += 1
+        if self._down is not None:
+            self._down.clear()
+
+    def _conn(self) -> Any:
+        nc = self._nc
+        if nc is None:
+            raise ClosedError(f"{self!r} is not open; use it through 'async with Coordinator(...)'")
+        return nc
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection to a server is up."""
+        return self._nc is not None and self._nc.is_connected
+
+    # ------------------------------------------------------------------ sending
+    async def send(self, message: Message, *, mode: str, timeout: float) -> None:
+        """Publish (buffered) or request/reply (acked) one message; failures raise DeliveryError."""
+        nc = self._nc
+        if nc is None:
+            raise ClosedError(f"{self!r} is not open; use it through 'async with Coordinator(...)'")
+        if not nc.is_connected:
+            raise DeliveryError(f"NATS is disconnected; not sent to {message.identity!r}", status=UNAVAILABLE,
+                                backend=self.name)
+        if mode == "publish":
+            if self._unflushed_gen is None:
+                self._unflushed_gen = self.disconnects
+            if self._fast:  # the hot path of a fan-out: frame it, append it, done
+                frame = self._frame(message, nc.max_payload)
+                nc._pending.append(frame)
+                nc._pending_data_size += len(frame)
+                stats = nc.stats
+                stats["out_msgs"] += 1
+                stats["out_bytes"] += len(message.payload)
+                if nc._pending_data_size > _SPILL_BYTES:
+                    await self._spill(nc, message)
+                return
+        subject = f"{self.prefix}.{encode_token(message.identity)}"
+        headers = {HEADER: header_value(message)}
+        try:
+            if mode == "publish":
+                await nc.publish(subject, message.payload, headers=headers)
+            else:
+                await nc.request(subject, message.payload, timeout=timeout, headers=headers)
+        except nerr.NoRespondersError:
+            raise DeliveryError(f"no listener on {message.identity!r}", status=NO_LISTENER,
+                                backend=self.name) from None
+        except nerr.TimeoutError:
+            status = TIMEOUT if nc.is_connected else UNAVAILABLE
+            raise DeliveryError(f"no ack from {message.identity!r} within {timeout} s", status=status,
+                                backend=self.name) from None
+        except _UNAVAILABLE_ERRORS as exc:
+            raise DeliveryError(f"NATS unavailable sending to {message.identity!r}: {exc!r}",
+                                status=UNAVAILABLE, backend=self.name) from None
+        except Exception as exc:
+            raise DeliveryError(f"sending to {message.identity!r} failed: {exc!r}", status=ERROR,
+                                backend=self.name) from None
+
+    async def publish_batch(self, message_id: str, payload: bytes, identities: Sequence[str], *,
+                            sent_at: float) -> dict[str, str]:
+        """Buffer one publish per identity in a single pass; returns only the failures' statuses.
+
+        Every frame of a fan-out shares its header and sizes, so only the subject is formatted per
+        identity: this is what lets a 10,000-recipient multicast keep up with a bare publish loop.
+        """
+        nc = self._nc
+        if nc is None:
+            raise ClosedError(f"{self!r} is not open; use it through 'async with Coordinator(...)'")
+        if not nc.is_connected:
+            return dict.fromkeys(identities, UNAVAILABLE)
+        if not self._fast:
+            return await self._publish_each(message_id, payload, identities, sent_at)
+        if self._unflushed_gen is None:
+            self._unflushed_gen = self.disconnects
+        first = Message(message_id, payload, identities[0] if identities else "", sent_at)
+        try:
+            self._frame(first, nc.max_payload)  # checks the size and primes the shared header
+        except DeliveryError as exc:
+            return dict.fromkeys(identities, exc.status)
+        pre, post = self._head
+        sent = sent_at.hex().encode()
+        hdr_len = len(pre) + len(sent) + len(post)
+        size = hdr_len + len(payload)
+        tail = b" %d %d\r\n%b%b%b%b\r\n" % (hdr_len, size, pre, sent, post, payload)
+        subjects, cache = self._subjects, len(self._subjects) < _SUBJECT_CACHE
+        pending = nc._pending
+        total = 0
+        for ident in identities:
+            subject = subjects.get(ident)
+            if subject is None:
+                subject = self.subject(ident).encode()
+                if cache:
+                    subjects[ident] = subject
+            frame = b"HPUB " + subject + tail
+            pending.append(frame)
+            total += len(frame)
+            if total > _SPILL_BYTES:
+                nc._pending_data_size += total
+                total = 0
+                try:
+                    await self._spill(nc, first)
+                except DeliveryError as exc:  # the buffer did not go out: none of the batch is confirmed
+                    return dict.fromkeys(identities, exc.status)
+        nc._pending_data_size += total
+        nc.stats["out_msgs"] += len(identities)
+        nc.stats["out_bytes"] += len(payload) * len(identities)
+        return {}
+
+    async def _publish_each(self, message_id: str, payload: bytes, identities: Sequence[str],
+                            sent_at: float) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for ident in identities:
+            try:
+                await self.send(Message(message_id, payload, ident, sent_at), mode="publish", timeout=5.0)
+            except DeliveryError as exc:
+                failed[ident] = exc.status
+        return failed
+
+    def _frame(self, message: Message, max_payload: int) -> bytes:
+        """One ``HPUB`` frame, byte for byte what ``Client.publish`` would write for this message.
+
+        The header's constant parts are built once per (message id, attempt): a fan-out only formats
+        each identity's subject (cached) and send time.
+        """
+        subject = self._subjects.get(message.identity)
+        if subject is None:
+            subject = self.subject(message.identity).encode()
+            if len(self._subjects) < _SUBJECT_CACHE:
+                self._subjects[message.identity] = subject
+        key = (message.id, message.attempt, message.redelivery)
+        if key != self._head_key:
+            mid = message.id.replace("\r", " ").replace("\n", " ")  # an id never breaks its header line
+            self._head = (_HDR_START + f"{message.attempt} {int(message.redelivery)} ".encode(),
+                          f" {mid}\r\n\r\n".encode())
+            self._head_key = key
+        pre, post = self._head
+        sent = message.sent_at.hex().encode()
+        hdr_len = len(pre) + len(sent) + len(post)
+        payload = message.payload
+        size = hdr_len + len(payload)
+        if size > max_payload:
+            raise DeliveryError(f"message to {message.identity!r} is {size} bytes; the NATS server accepts "
+                                f"{max_payload}", status=ERROR, backend=self.name)
+        return b"HPUB %b %d %d\r\n%b%b%b%b\r\n" % (subject, hdr_len, size, pre, sent, post, payload)
+
+    async def _spill(self, nc: Any, message: Message) -> None:
+        """Let nats-py's flusher write out a large buffer (bounds memory on huge fan-outs)."""
+        try:
+            await nc._flush_pending(force_flush=True)
+        except Exception as exc:
+            raise DeliveryError(f"NATS unavailable sending to {message.identity!r}: {exc!r}",
+                                status=UNAVAILABLE, backend=self.name) from None
+
+    async def flush(self, timeout: float) -> None:
+        """Confirm every buffered publish with one PING/PONG; fails fast if the connection drops."""
+        nc = self._conn()
+        down = self._down
+        gen, self._unflushed_gen = self._unflushed_gen, None
+        start = self.disconnects if gen is None else gen
+        if start != self.disconnects:
+            raise BackendUnavailableError("NATS reconnected since these messages were sent; they may be lost",
+                                          backend=self.name)
+        if not nc.is_connected or down is None or down.is_set():
+            raise BackendUnavailableError("NATS is disconnected; buffered messages are not confirmed",
+                                          backend=self.name)
+        flushing = asyncio.ensure_future(self._ping(nc, timeout))
+        dropped = asyncio.ensure_future(down.wait())
+        try:
+            done, _ = await asyncio.wait((flushing, dropped), timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dropped.cancel()
+            if not flushing.done():
+                flushing.cancel()
+        if flushing in done and not flushing.cancelled():
+            exc = flushing.exception()
+            if exc is None:
+                # nats-py's flush returns quietly when its read loop has just died: only a connection
+                # that stayed up (no disconnect since the first send) confirms anything
+                if nc.is_connected and self.disconnects == start:
+                    return
+                raise BackendUnavailableError("NATS connection dropped before the flush was confirmed",
+                                              backend=self.name)
+            if isinstance(exc, nerr.TimeoutError) and nc.is_connected:
+                raise OperationTimeoutError(f"NATS flush not confirmed within {timeout} s", backend=self.name)
+            if isinstance(exc, _UNAVAILABLE_ERRORS | nerr.TimeoutError):
+                raise BackendUnavailableError(f"NATS flush failed: {exc!r}", backend=self.name)
+            raise BackendError(f"NATS flush failed: {exc!r}", backend=self.name)
+        if dropped in done:
+            raise BackendUnavailableError("NATS connection dropped before the flush was confirmed",
+                                          backend=self.name)
+        raise OperationTimeoutError(f"NATS flush not confirmed within {timeout} s", backend=self.name)
+
+    @staticmethod
+    async def _ping(nc: Any, timeout: float) -> None:
+        """Write out the publish buffer, *then* PING: nats-py writes a PING straight to the socket,
+        ahead of still-buffered publishes, so its PONG alone would not confirm them."""
+        write_out = getattr(nc, "_flush_pending", None)
+        if write_out is not None:
+            await write_out(force_flush=True)
+        await nc.flush(timeout)
+
+    # ------------------------------------------------------------------ receiving
+    @asynccontextmanager
+    async def inbox(self, identity: str) -> AsyncIterator[MemoryInbox]:
+        """Subscribe to ``identity``'s subject (confirmed by the server before yielding)."""
+        nc = self._conn()
+        runtime = self._runtime
+        assert runtime is not None
+        box = MemoryInbox(identity, runtime)
+        now = runtime.now
+
+        async def on_message(msg: Any) -> None:
+            if msg.reply:
+                with contextlib.suppress(Exception):
+                    await nc.publish(msg.reply, b"")
+            hdr = msg.headers.get(HEADER) if msg.headers else None
+            mid, sent_at, attempt, redelivery = parse_header(hdr)
+            box.deliver(Message(mid, msg.data, identity, sent_at, attempt, redelivery, now()))
+
+        try:
+            sub = await nc.subscribe(self.subject(identity), cb=on_message)
+            await nc.flush(timeout=5)
+        except Exception as exc:
+            raise BackendUnavailableError(f"cannot subscribe {identity!r}'s inbox: {exc!r}",
+                                          backend=self.name) from None
+        try:
+            yield box
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+__all__ = ["NatsInbox", "NatsMessaging"]

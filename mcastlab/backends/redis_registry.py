@@ -1,0 +1,365 @@
+"""RedisRegistry: the registry slot on Redis (redis.asyncio + hiredis), Redis being the source of truth.
+
+Theory of operation
+-------------------
+**Key layout.** Every key of one registry starts with ``base = <prefix>{<tag>}:``, where ``tag`` is the
+prefix without trailing ``:`` (``mcast:{mcast}:`` for the default ``prefix="mcast:"``). The braces are a
+Redis Cluster hash tag: all keys of one registry hash to one slot, so the Lua scripts below may touch
+several of them atomically (and a cluster spreads *registries*, not identities, across nodes)::
+
+    base + "z"                      ZSET  member = encoded identity, score = deadline (+inf: never expires)
+    base + "id:" + enc(identity)    HASH  m = metadata JSON, r = registered_at, e = expires_at ("" = never),
+                                          x = this identity's index key suffixes, newline separated
+    base + "ix:" + enc(field) + ":" + enc(token)
+                                    SET   encoded identities whose top-level ``field`` has index token
+                                          ``token`` (e.g. ``s:online``, ``n:5``), as mcastlab.filters plans
+    base + "tmp:" + random[":" + n] SET   throwaway result of a multi-part plan (one-minute expiry, deleted
+                                          by the query that made it)
+
+``enc`` (see ``_subjects.encode_token``) keeps ``[A-Za-z0-9_-]`` and %-escapes every other UTF-8 byte,
+so a name containing ``:``, ``{``, ``}``, glob characters or non-ASCII can neither collide with another
+name nor escape its key. Suffixes longer than 200 characters are replaced by a digest (an index is only
+a candidate superset, so a collision could never change a result).
+
+**Atomicity.** Register (``upsert``), heartbeat (``touch``), unregister (``remove``) and the expiry claim
+are each one Lua script (``_redis_scripts``), which Redis runs without interleaving: the hash, its
+deadline entry and its index entries change together or not at all. ``x`` records which index sets an
+identity was added to, so re-registering with new metadata and removing it delete exactly those entries.
+The ``max_identities`` check (live identities = ``ZCOUNT z (now +inf``) runs in the same script as the
+insert, so concurrent registers can never overshoot the limit.
+
+**Expiry, claimed exactly once.** Deadlines live in the sorted set ``z``. ``claim_expired`` runs one
+script that reads members with score <= now (``ZRANGEBYSCORE ... LIMIT``) and, in the same script,
+``ZREM``s them and deletes their hash and index entries. Scripts are serialised by Redis, so however
+many coordinators sweep concurrently, each expired identity is returned to exactly one of them, which
+counts it. Keyspace notifications are not used (late and lost while disconnected). Reads never need the
+sweeper: every read checks ``e`` against the caller's ``now``. As a safety net only, each identity hash
+gets a Redis TTL of its deadline plus ``key_grace`` (relative to the caller's ``now``, so it also holds
+for non-wall clocks); if it ever fires before a sweep, the claim still counts the identity, and any index
+entries it leaves are harmless because query candidates are always re-checked against stored metadata.
+
+**Queries.** Rows are read with ``SORT <set> BY nosort GET # GET base+"id:*->m" GET ...->r GET ...->e``:
+Redis looks every member's hash fields up itself (in C, one command), far cheaper than a Lua loop or one
+``HMGET`` per identity. Without a usable index plan ``<set>`` is the deadline set ``z`` (every stored
+identity); a plan that is one ``Term`` reads its index set directly; otherwise the filter's plan
+(``Term`` / ``AllOf`` / ``AnyOf``) becomes a postfix program that the ``plan`` script evaluates with
+``SINTERSTORE`` / ``SUNIONSTORE`` into a throwaway key (random name, one-minute expiry), which is read
+with ``SORT ... GET`` and deleted — three commands sent back to back on one connection. Expired rows
+(``e <= now``) are dropped and the full predicate is checked client-side on the candidates. (Redis
+Cluster allows SORT's GET patterns only from Redis 8 / Valkey 8, even with a shared hash tag; when a
+server refuses them the registry switches to the ``fetch`` Lua script, one ``HMGET`` per member.)
+
+**Throughput.** All commands go through an auto-pipeline (``_redis_pipe.AutoPipeline``): concurrent calls
+share pipelines on a few dedicated connections instead of paying one round trip each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
+from mcastlab.backends._redis_scripts import SCRIPTS
+from mcastlab.backends._subjects import check_key_prefix, decode_token, encode_token
+from mcastlab.backends.base import ExpiredIdentity
+from mcastlab.errors import BackendError, ClosedError, ConfigError, McastlabError, RegistryFullError
+from mcastlab.filters import AllOf, AnyOf, Term, index_token
+from mcastlab.identity import Identity
+
+if TYPE_CHECKING:
+    from mcastlab.filters import CompiledFilter
+
+_MAX_SUFFIX = 200
+_decoder = json.JSONDecoder()
+_EMPTY = "nil"  # a key suffix nothing ever writes: the empty candidate set
+
+
+def index_suffix(field: str, token: str) -> str:
+    """Key suffix (after ``base``) of the index set for ``field`` having index token ``token``."""
+    suffix = f"ix:{encode_token(field)}:{encode_token(token)}"
+    if len(suffix) > _MAX_SUFFIX:
+        digest = hashlib.blake2b(f"{field}\0{token}".encode(), digest_size=16).hexdigest()
+        suffix = f"ix#{digest}"
+    return suffix
+
+
+def plan_program(plan: Any) -> list[str] | None:
+    """The postfix program of an index plan for the query script, or None when it cannot narrow.
+
+    Mirrors ``MemoryRegistry._candidates``: an ``AllOf`` ignores parts that cannot narrow; an ``AnyOf``
+    with such a part cannot narrow at all.
+    """
+    if isinstance(plan, Term):
+        return ["T", index_suffix(plan.field, plan.token)]
+    if isinstance(plan, AnyOf | AllOf):
+        progs = [plan_program(p) for p in plan.parts]
+        if isinstance(plan, AnyOf):
+            if any(p is None for p in progs):
+                return None
+            if not progs:
+                return ["T", _EMPTY]
+        usable = [p for p in progs if p is not None]
+        if not usable:
+            return None
+        out = [tok for p in usable for tok in p]
+        if len(usable) > 1:
+            out += ["|" if isinstance(plan, AnyOf) else "&", str(len(usable))]
+        return out
+    return None
+
+
+class RedisRegistry:
+    """Registry on Redis; see the module docstring. Several coordinators may share one object
+    (``open``/``close`` are reference counted) or use their own objects on the same URL and prefix."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "mcast:",
+                 username: str | None = None, password: str | None = None, db: int | None = None,
+                 tls: bool | None = None, tls_ca_certs: str | None = None, tls_certfile: str | None = None,
+                 tls_keyfile: str | None = None, tls_verify: bool = True, socket_timeout: float = 5.0,
+                 connect_timeout: float = 2.0, lanes: int = 2, max_batch: int = 1024,
+                 key_grace: float | None = 3600.0) -> None:
+        check_key_prefix(prefix)
+        if key_grace is not None and not (isinstance(key_grace, int | float) and key_grace > 0):
+            raise ConfigError(f"key_grace must be seconds > 0 or None, got {key_grace!r}", key="key_grace")
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+            raise ConfigError(f"lanes must be an int >= 1, got {lanes!r}", key="lanes")
+        self.url = url
+        self.prefix = prefix
+        self.base = f"{prefix}{{{prefix.rstrip(':') or 'mcast'}}}:"
+        self._zkey = self.base + "z"
+        # SORT ... BY nosort GET: the hash fields of every member, read by Redis in C in one command
+        pattern = self.base + "id:*->"
+        self._sort_get = ("BY", "nosort", "GET", "#", "GET", pattern + "m", "GET", pattern + "r",
+                          "GET", pattern + "e")
+        self._sort_ok = True  # False after a Redis Cluster refused SORT ... GET (see "Queries")
+        self._grace = key_grace
+        self._pool_kw: dict[str, Any] = {
+            "username": username, "password": password, "db": db, "tls": tls, "tls_ca_certs": tls_ca_certs,
+            "tls_certfile": tls_certfile, "tls_keyfile": tls_keyfile, "tls_verify": tls_verify,
+            "socket_timeout": socket_timeout, "connect_timeout": connect_timeout,
+            "max_connections": lanes + 8,
+        }
+        make_pool(url, **self._pool_kw)  # validate the URL and options now, not on first use
+        self._lanes, self._max_batch, self._timeout = lanes, max_batch, socket_timeout
+        self._pool: Any = None
+        self._pipe: AutoPipeline | None = None
+        self._opens = 0
+
+    def __repr__(self) -> str:
+        return f"RedisRegistry({self.url!r}, prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        """Connect (first open) and load the scripts; raises BackendUnavailableError if Redis is down."""
+        self._opens += 1
+        if self._opens > 1:
+            return
+        self._pool = make_pool(self.url, **self._pool_kw)
+        self._pipe = AutoPipeline(self._pool, backend=self.name, lanes=self._lanes, max_batch=self._max_batch,
+                                  timeout=self._timeout)
+        self._pipe.start()
+        try:
+            await self._load_scripts()
+        except BaseException as exc:
+            self._opens = 1
+            await self._shutdown()
+            raise translate(exc, self.name, f"cannot open {self!r}") from None
+
+    async def _load_scripts(self) -> None:
+        pipe = self._p()
+        for _sha, body in SCRIPTS.values():
+            await pipe.call("SCRIPT", "LOAD", body)
+
+    async def close(self) -> None:
+        """Release one open; the last one disconnects."""
+        if self._opens == 0:
+            return
+        self._opens -= 1
+        if self._opens == 0:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self._opens = 0
+        pipe, pool = self._pipe, self._pool
+        self._pipe = self._pool = None
+        if pipe is not None:
+            await pipe.close()
+        if pool is not None:
+            await pool.disconnect()
+
+    def _p(self) -> AutoPipeline:
+        pipe = self._pipe
+        if pipe is None:
+            raise ClosedError(f"{self!r} is not open; use it through 'async with Coordinator(...)'")
+        return pipe
+
+    async def _script(self, name: str, nkeys: int, *args: Any) -> Any:
+        sha, body = SCRIPTS[name]
+        try:
+            return await self._p().script(sha, body, nkeys, *args)
+        except McastlabError:
+            raise
+        except Exception as exc:
+            raise translate(exc, self.name, name) from None
+
+    # ------------------------------------------------------------------ helpers
+    def _key(self, member: str) -> str:
+        return f"{self.base}id:{member}"
+
+    def _ttl_ms(self, expires_at: float | None, now: float) -> str:
+        if expires_at is None or self._grace is None:
+            return "0"
+        return str(max(1, math.ceil((expires_at - now + self._grace) * 1000)))
+
+    @staticmethod
+    def _suffixes(metadata: Any) -> str:
+        parts = []
+        for field, value in metadata.items():
+            token = index_token(value)
+            if token is not None:
+                parts.append(index_suffix(field, token))
+        return "\n".join(parts)
+
+    # ------------------------------------------------------------------ writes
+    async def upsert(self, identity: Identity, *, now: float, max_identities: int | None) -> bool:
+        """Insert or replace atomically; RegistryFullError (nothing changed) if new and full."""
+        member = encode_token(identity.id)
+        exp = identity.expires_at
+        res = await self._script(
+            "upsert", 2, self._key(member), self._zkey, member, json.dumps(dict(identity.metadata)),
+            repr(identity.registered_at), "" if exp is None else repr(exp),
+            "+inf" if exp is None else repr(exp),
+            repr(now), -1 if max_identities is None else max_identities, self._suffixes(identity.metadata),
+            self._ttl_ms(exp, now), self.base)
+        if res[0] < 0:
+            raise RegistryFullError(
+                f"registry is full: {res[1]} live identities stored, max_identities={max_identities}; "
+                "raise Config.max_identities or unregister some",
+                limit=max_identities or 0)
+        return bool(res[0])
+
+    async def touch(self, identity_id: str, expires_at: float | None, *, now: float) -> Identity | None:
+        """Move a live identity's deadline; None if absent or expired."""
+        member = encode_token(identity_id)
+        res = await self._script(
+            "touch", 2, self._key(member), self._zkey, member, "" if expires_at is None else repr(expires_at),
+            "+inf" if expires_at is None else repr(expires_at), repr(now), self._ttl_ms(expires_at, now))
+        if res is None:
+            return None
+        return Identity(identity_id, MappingProxyType(json.loads(res[0])), float(res[1]), expires_at)
+
+    async def remove(self, identity_id: str) -> bool:
+        """Delete the identity and its index entries; True if it was stored. Idempotent."""
+        member = encode_token(identity_id)
+        return bool(await self._script("remove", 2, self._key(member), self._zkey, member, self.base))
+
+    # ------------------------------------------------------------------ reads
+    async def _call(self, what: str, *args: Any) -> Any:
+        try:
+            return await self._p().call(*args)
+        except McastlabError:
+            raise
+        except Exception as exc:
+            raise translate(exc, self.name, what) from None
+
+    async def get(self, identity_id: str, *, now: float) -> Identity | None:
+        """The live identity, or None."""
+        m, r, e = await self._call("get", "HMGET", self._key(encode_token(identity_id)), "m", "r", "e")
+        if m is None:
+            return None
+        exp = float(e) if e else None
+        if exp is not None and exp <= now:
+            return None
+        return Identity(identity_id, MappingProxyType(json.loads(m)), float(r), exp)
+
+    def _reader(self, key: str) -> tuple[Any, ...]:
+        """The command returning ``member, m, r, e`` for every member of the set or zset ``key``."""
+        if self._sort_ok:
+            return ("SORT", key, *self._sort_get)
+        return ("EVALSHA", SCRIPTS["fetch"][0], 1, key, self.base)
+
+    async def _fetch(self, prog: list[str] | None) -> Any:
+        pipe = self._p()
+        key = self._zkey if not prog else self.base + prog[1] if len(prog) == 2 else None
+        for _ in range(3):
+            try:
+                if key is not None:  # every stored identity (in deadline order), or one index set
+                    return await pipe.call(*self._reader(key))
+                # set algebra into a throwaway key, read it, drop it: back to back on one connection
+                assert prog is not None
+                dest = f"{self.base}tmp:{secrets.token_hex(8)}"
+                _, rows, _ = await pipe.call_many(("EVALSHA", SCRIPTS["plan"][0], 1, dest, self.base, *prog),
+                                                  self._reader(dest), ("DEL", dest))
+                return rows
+            except NoScriptError:  # the server restarted or flushed its scripts
+                await self._load_scripts()
+            except ResponseError as exc:
+                if not (self._sort_ok and "cluster" in str(exc).lower()):
+                    raise
+                self._sort_ok = False  # Redis Cluster before 8 refuses SORT ... GET: read with Lua instead
+        raise BackendError("query failed: Redis kept forgetting the scripts", backend=self.name)
+
+    async def _rows(self, flt: CompiledFilter, now: float) -> list[Identity]:
+        prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
+        try:
+            rows = await self._fetch(prog)
+        except McastlabError:
+            raise
+        except Exception as exc:
+            raise translate(exc, self.name, "query") from None
+        pred = None if flt.matches_all else flt.predicate
+        out = []
+        decode = _decoder.decode
+        for i in range(0, len(rows), 4):
+            m, e = rows[i + 1], rows[i + 3]
+            if m is None:
+                continue  # a deadline or index entry whose hash is gone (see "safety net")
+            exp = float(e) if e else None
+            if exp is not None and exp <= now:
+                continue
+            md = decode(m.decode())
+            if pred is not None and not pred(md):
+                continue
+            ident = decode_token(rows[i].decode())
+            out.append(Identity(ident, MappingProxyType(md), float(rows[i + 2]), exp))
+        return out
+
+    async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
+        """Live identities matching ``flt``: index sets narrow server-side, the predicate decides."""
+        return await self._rows(flt, now)
+
+    async def count(self, flt: CompiledFilter, *, now: float) -> int:
+        """How many live identities match ``flt``."""
+        if flt.matches_all:
+            return int(await self._call("count", "ZCOUNT", self._zkey, f"({now!r}", "+inf"))
+        return len(await self._rows(flt, now))
+
+    # ------------------------------------------------------------------ expiry
+    async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:
+        """Remove and return up to ``limit`` identities with deadline <= now, each to exactly one caller."""
+        got = await self._script("claim", 1, self._zkey, repr(now), int(limit), self.base)
+        return [ExpiredIdentity(decode_token(got[i].decode()), float(got[i + 1]))
+                for i in range(0, len(got), 2)]
+
+    async def next_deadline(self) -> float | None:
+        """The earliest stored deadline (possibly already past), or None."""
+        got = await self._call("next_deadline", "ZRANGE", self._zkey, 0, 0, "WITHSCORES")
+        if not got:
+            return None
+        score = float(got[1])
+        return None if math.isinf(score) else score
+
+    async def identities(self) -> int:
+        """How many identities are stored (live or expired but not yet swept)."""
+        return int(await self._call("identities", "ZCARD", self._zkey))
+
+
+__all__ = ["RedisRegistry", "index_suffix", "plan_program"]

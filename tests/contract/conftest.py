@@ -1,0 +1,164 @@
+"""Backend contract suite fixtures: every registry (memory, redis) and every messaging backend (memory,
+nats, redis pub/sub), driven through the Coordinator under AsyncioRuntime.
+
+Live servers are real redis-server / nats-server processes started once per session with
+``mcastlab.servers``; each test gets a fresh key prefix / subject prefix, so tests never see each other.
+``make_registry(ns)`` / ``make_messaging(ns)`` return backends that *share state* for the same ``ns``
+within one test (the same object for memory, a new client on the same prefix for live backends) and are
+isolated across different ``ns``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from mcastlab import Config, Coordinator, servers
+from mcastlab.backends import MemoryMessaging, MemoryRegistry
+from mcastlab.errors import ServerError
+from mcastlab.runtime import AsyncioRuntime
+
+LIVE = pytest.mark.live
+REGISTRIES = ["memory", pytest.param("redis", marks=LIVE)]
+MESSAGINGS = ["memory", pytest.param("nats", marks=LIVE), pytest.param("redis-pubsub", marks=LIVE)]
+
+
+def _server(kind: str) -> Iterator[servers.Server]:
+    try:
+        srv = servers.start(kind)
+    except ServerError as exc:
+        pytest.skip(f"{kind} server not available: {exc}")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[servers.Server]:
+    """One redis-server for the whole session (tests isolate themselves by key prefix)."""
+    yield from _server("redis")
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[servers.Server]:
+    """One nats-server for the whole session (tests isolate themselves by subject prefix)."""
+    yield from _server("nats")
+
+
+_seq = itertools.count()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A prefix fragment no other test uses."""
+    return f"t{next(_seq)}{secrets.token_hex(3)}"
+
+
+def _live(request: pytest.FixtureRequest, kind: str) -> None:
+    """Start (once per session) the server that ``kind`` needs."""
+    if kind == "redis":
+        request.getfixturevalue("redis_server")
+    elif kind == "nats":
+        request.getfixturevalue("nats_server")
+
+
+@pytest.fixture(params=REGISTRIES)
+def registry_kind(request: pytest.FixtureRequest) -> str:
+    if request.param != "memory":
+        _live(request, request.param)
+    return str(request.param)
+
+
+@pytest.fixture(params=MESSAGINGS)
+def messaging_kind(request: pytest.FixtureRequest) -> str:
+    if request.param != "memory":
+        _live(request, "nats" if request.param == "nats" else "redis")
+    return str(request.param)
+
+
+@pytest.fixture
+def make_registry(request: pytest.FixtureRequest, registry_kind: str, unique: str) -> Callable[..., Any]:
+    """``make_registry(ns="a")``: a registry of this test's kind; same ``ns`` = same stored state."""
+    shared: dict[str, MemoryRegistry] = {}
+
+    def make(ns: str = "a") -> Any:
+        if registry_kind == "memory":
+            return shared.setdefault(ns, MemoryRegistry())
+        from mcastlab.backends import RedisRegistry
+
+        url = request.getfixturevalue("redis_server").url
+        return RedisRegistry(url, prefix=f"{unique}:{ns}:")
+
+    return make
+
+
+@pytest.fixture
+def make_messaging(request: pytest.FixtureRequest, messaging_kind: str, unique: str) -> Callable[..., Any]:
+    """``make_messaging(ns="a")``: a messaging backend of this test's kind; same ``ns`` = same inboxes."""
+    shared: dict[str, MemoryMessaging] = {}
+
+    def make(ns: str = "a") -> Any:
+        if messaging_kind == "memory":
+            return shared.setdefault(ns, MemoryMessaging())
+        if messaging_kind == "nats":
+            from mcastlab.backends import NatsMessaging
+
+            return NatsMessaging(request.getfixturevalue("nats_server").url, prefix=f"{unique}.{ns}")
+        from mcastlab.backends import RedisPubSubMessaging
+
+        return RedisPubSubMessaging(request.getfixturevalue("redis_server").url, prefix=f"{unique}:{ns}:")
+
+    return make
+
+
+class Clock:
+    """A hand-moved wall clock for AsyncioRuntime, so expiry tests need no sleeping."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> None:
+        self.t += dt
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A hand-moved clock: ``reg_coordinator(clock=clock)``, then ``clock.advance(seconds)``."""
+    return Clock()
+
+
+def _opener(make_registry: Callable[..., Any], make_messaging: Callable[..., Any]) -> Callable[..., Any]:
+    @asynccontextmanager
+    async def open_one(ns: str = "a", *, clock: Clock | None = None, registry_ns: str | None = None,
+                       **config: Any) -> AsyncIterator[Coordinator]:
+        config.setdefault("send_timeout", 2.0)
+        runtime = AsyncioRuntime(clock) if clock is not None else AsyncioRuntime()
+        c = Coordinator(Config(**config), registry=make_registry(registry_ns or ns),
+                        messaging=make_messaging(ns), runtime=runtime)
+        async with c:
+            yield c
+
+    return open_one
+
+
+@pytest.fixture
+def reg_coordinator(make_registry: Callable[..., Any]) -> Callable[..., Any]:
+    """``async with reg_coordinator(ns="a", clock=None, **config) as c``: each registry, memory messaging."""
+    shared: dict[str, MemoryMessaging] = {}
+    return _opener(make_registry, lambda ns="a": shared.setdefault(ns, MemoryMessaging()))
+
+
+@pytest.fixture
+def msg_coordinator(make_messaging: Callable[..., Any]) -> Callable[..., Any]:
+    """``async with msg_coordinator(ns="a", **config) as c``: each messaging backend, memory registry."""
+    shared: dict[str, MemoryRegistry] = {}
+    return _opener(lambda ns="a": shared.setdefault(ns, MemoryRegistry()), make_messaging)
