@@ -3,7 +3,9 @@
 Every send's failure becomes that identity's status (see ``mcastlab.backends.base.STATUSES``); nothing
 raised by one send can lose the rest of the fan-out. Backends that honour ``send``'s timeout themselves
 declare ``self_timed = True``; those whose sends never suspend declare ``inline`` (all modes) or
-``inline_modes`` (e.g. publish only) and are driven by one worker instead of a window.
+``inline_modes`` (e.g. publish only) and are driven by one worker instead of a window. A backend with
+``publish_batch(message_id, payload, identities, *, sent_at) -> {identity: status}`` (the failures
+only) takes a publish fan-out's first attempt in one call; retries then go through ``send``.
 """
 
 from __future__ import annotations
@@ -59,7 +61,28 @@ class FanOut:
         batch = self.config.max_in_flight
         attempts = self.config.send_retries + 1
         pending = [t.id for t in targets]
-        for attempt in range(1, attempts + 1):
+        first = 1
+        publish_batch = getattr(self.messaging, "publish_batch", None) if mode == "publish" else None
+        if publish_batch is not None and pending:
+            # attempt 1 in one call: the backend frames the whole fan-out into its buffer at once
+            try:
+                failed = await publish_batch(message_id, data, pending, sent_at=runtime.now())
+            except BackendError:
+                failed = dict.fromkeys(pending, UNAVAILABLE)
+            except Exception:
+                failed = dict.fromkeys(pending, ERROR)
+            elapsed = runtime.now() - t0
+            for ident in pending:
+                status = statuses[ident] = failed.get(ident, DELIVERED)
+                if status not in _RETRYABLE or attempts == 1:
+                    latencies[ident] = elapsed
+            pending = [i for i in pending if statuses[i] in _RETRYABLE]
+            first = 2
+        for attempt in range(first, attempts + 1):
+            if not pending:
+                break
+            if attempt > 1:
+                await runtime.sleep(self._backoff.compute(attempt - 1))
             it = iter(pending)
             last = attempt == attempts
 
@@ -82,9 +105,6 @@ class FanOut:
             else:
                 await runtime.gather(*[worker() for _ in range(width)])
             pending = [i for i in pending if statuses[i] in _RETRYABLE]
-            if not pending or last:
-                break
-            await runtime.sleep(self._backoff.compute(attempt))
         if mode == "publish":
             timeout = self.config.send_timeout
             try:

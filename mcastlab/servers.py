@@ -238,7 +238,7 @@ class Server:
             with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                 if self.kind == "redis":
                     sock.sendall(b"PING\r\n")
-                    ok = sock.recv(64).startswith(b"+PONG")
+                    ok = sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))  # up, even if it wants a password
                 elif self.kind == "nats":
                     ok = sock.recv(8).startswith(b"INFO ")
                 else:
