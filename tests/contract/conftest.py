@@ -1,5 +1,5 @@
-"""Backend contract suite fixtures: every registry (memory, redis) and every messaging backend (memory,
-nats, redis pub/sub), driven through the Coordinator under AsyncioRuntime.
+"""Backend contract suite fixtures: every registry (memory, redis, sqlite, postgres) and every messaging
+backend (memory, nats, redis pub/sub), driven through the Coordinator under AsyncioRuntime.
 
 Live servers are real redis-server / nats-server processes started once per session with
 ``mcastlab.servers``; each test gets a fresh key prefix / subject prefix, so tests never see each other.
@@ -24,7 +24,7 @@ from mcastlab.errors import ServerError
 from mcastlab.runtime import AsyncioRuntime
 
 LIVE = pytest.mark.live
-REGISTRIES = ["memory", pytest.param("redis", marks=LIVE)]
+REGISTRIES = ["memory", "sqlite", pytest.param("redis", marks=LIVE), pytest.param("postgres", marks=LIVE)]
 MESSAGINGS = ["memory", pytest.param("nats", marks=LIVE), pytest.param("redis-pubsub", marks=LIVE)]
 
 
@@ -51,6 +51,12 @@ def nats_server() -> Iterator[servers.Server]:
     yield from _server("nats")
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[servers.Server]:
+    """One PostgreSQL for the whole session (tests isolate themselves by table name)."""
+    yield from _server("postgres")
+
+
 _seq = itertools.count()
 
 
@@ -60,12 +66,28 @@ def unique() -> str:
     return f"t{next(_seq)}{secrets.token_hex(3)}"
 
 
+def registry_for(kind: str, request: pytest.FixtureRequest, name: str,
+                 shared: dict[str, Any] | None = None) -> Any:
+    """A registry of ``kind`` whose stored state is named ``name`` (same name = same state)."""
+    from mcastlab import backends as b
+
+    if kind == "memory":
+        return MemoryRegistry() if shared is None else shared.setdefault(name, MemoryRegistry())
+    if kind == "sqlite":
+        return b.SqliteRegistry(str(request.getfixturevalue("tmp_path") / f"{name}.db"))
+    if kind == "postgres":
+        return b.PostgresRegistry(request.getfixturevalue("pg_server").url, table=name, pool_size=2)
+    return b.RedisRegistry(request.getfixturevalue("redis_server").url, prefix=f"{name}:")
+
+
 def _live(request: pytest.FixtureRequest, kind: str) -> None:
     """Start (once per session) the server that ``kind`` needs."""
     if kind == "redis":
         request.getfixturevalue("redis_server")
     elif kind == "nats":
         request.getfixturevalue("nats_server")
+    elif kind == "postgres":
+        request.getfixturevalue("pg_server")
 
 
 @pytest.fixture(params=REGISTRIES)
@@ -88,12 +110,7 @@ def make_registry(request: pytest.FixtureRequest, registry_kind: str, unique: st
     shared: dict[str, MemoryRegistry] = {}
 
     def make(ns: str = "a") -> Any:
-        if registry_kind == "memory":
-            return shared.setdefault(ns, MemoryRegistry())
-        from mcastlab.backends import RedisRegistry
-
-        url = request.getfixturevalue("redis_server").url
-        return RedisRegistry(url, prefix=f"{unique}:{ns}:")
+        return registry_for(registry_kind, request, f"{unique}_{ns}", shared)
 
     return make
 

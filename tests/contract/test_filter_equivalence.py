@@ -16,6 +16,8 @@ from mcastlab.backends import MemoryMessaging, MemoryRegistry
 from mcastlab.filters import And, Compare, Contains, Exists, Filter, In, Not, Or, StartsWith, Version
 from mcastlab.runtime import AsyncioRuntime
 
+from .conftest import registry_for
+
 KEYS = st.sampled_from(["status", "g", "v", "flag", "tags", "a:b", "fw", "ü"])
 COMMON = st.sampled_from(["online", "offline", "idle", 0, 1, 2, 1.0, True, "1"])  # frequent: sets overlap
 SCALARS = st.one_of(
@@ -61,11 +63,7 @@ _seq = itertools.count()
 
 
 def _registry(kind: str, request: pytest.FixtureRequest) -> Any:
-    if kind == "memory":
-        return MemoryRegistry()
-    from mcastlab.backends import RedisRegistry
-
-    return RedisRegistry(request.getfixturevalue("redis_server").url, prefix=f"hyp{next(_seq)}:")
+    return registry_for(kind, request, f"hyp{next(_seq)}")
 
 
 async def _compare(registry: Any, population: dict[str, tuple[dict[str, Any], bool]],

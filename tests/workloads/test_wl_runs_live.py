@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +12,6 @@ from mcastlab.workloads import run_scenario
 from .wl_helpers import LIVE_SMALL, SCENARIOS, check_columns, check_invariants
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
-
-if importlib.util.find_spec("mcastlab.backends.redis_registry") is None:  # pragma: no cover
-    pytest.skip(
-        "live backends (mcastlab.backends.redis_registry) have not landed yet", allow_module_level=True
-    )
 
 
 @pytest.fixture(scope="module")
