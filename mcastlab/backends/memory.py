@@ -259,6 +259,25 @@ class MemoryInbox:
         return len(self._mailbox)
 
 
+class Listeners(dict[str, list[MemoryInbox]]):
+    """Who listens on which identity's inbox: the in-process subscription table of the embedded and
+    the simulated messaging backends."""
+
+    @asynccontextmanager
+    async def listen(self, identity: str, runtime: Runtime) -> AsyncIterator[MemoryInbox]:
+        """Listen on ``identity``'s inbox for the duration of the ``async with`` block."""
+        box = MemoryInbox(identity, runtime)
+        self.setdefault(identity, []).append(box)
+        try:
+            yield box
+        finally:
+            boxes = self.get(identity, [])
+            if box in boxes:
+                boxes.remove(box)
+            if not boxes:
+                self.pop(identity, None)
+
+
 class MemoryMessaging:
     """In-process messaging: one inbox (or several listeners) per identity, shared by coordinators."""
 
@@ -268,7 +287,7 @@ class MemoryMessaging:
     inline = True  # ... nor fan out through a window of concurrent workers
 
     def __init__(self) -> None:
-        self._listeners: dict[str, list[MemoryInbox]] = {}
+        self._listeners = Listeners()
         self._runtime: Runtime | None = None
         self._opens = 0
 
@@ -298,23 +317,14 @@ class MemoryMessaging:
     async def flush(self, timeout: float) -> None:
         return None
 
-    @asynccontextmanager
-    async def inbox(self, identity: str) -> AsyncIterator[MemoryInbox]:
+    def inbox(self, identity: str) -> Any:
+        """An async context manager listening on ``identity``'s inbox."""
         if self._runtime is None:
             raise ClosedError("MemoryMessaging is not open; use it through 'async with Coordinator(...)'")
-        box = MemoryInbox(identity, self._runtime)
-        self._listeners.setdefault(identity, []).append(box)
-        try:
-            yield box
-        finally:
-            boxes = self._listeners.get(identity, [])
-            if box in boxes:
-                boxes.remove(box)
-            if not boxes:
-                self._listeners.pop(identity, None)
+        return self._listeners.listen(identity, self._runtime)
 
     def listening(self, identity: str) -> bool:
         return bool(self._listeners.get(identity))
 
 
-__all__ = ["DELIVERED", "MemoryInbox", "MemoryMessaging", "MemoryRegistry"]
+__all__ = ["DELIVERED", "Listeners", "MemoryInbox", "MemoryMessaging", "MemoryRegistry"]

@@ -12,14 +12,13 @@ fleets: matching identities count as listening and their deliveries are logged a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mcastlab.backends.base import DELIVERED, ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Message
-from mcastlab.backends.memory import MemoryInbox
+from mcastlab.backends.memory import Listeners
 from mcastlab.errors import BackendUnavailableError, ClosedError, DeliveryError, OperationTimeoutError
 from mcastlab.runtime import SimAwait, SimPyRuntime
 from mcastlab.sim.faults import DROP, OUTAGE, FaultPlan
@@ -64,7 +63,7 @@ class SimMessaging:
         self.server = FcfsServer(spec.servers)
         self.faults = faults if faults is not None else FaultPlan((), None)
         self._faulty = bool(self.faults)
-        self._listeners: dict[str, list[MemoryInbox]] = {}
+        self._listeners = Listeners()
         self._sinks: list[tuple[Callable[[str], bool], DeliveryLog]] = []
         self._sink_cache: dict[str, DeliveryLog | None] = {}
         self._open = 0
@@ -115,18 +114,9 @@ class SimMessaging:
     def listening(self, identity: str) -> bool:
         return bool(self._listeners.get(identity)) or self._sink(identity) is not None
 
-    @asynccontextmanager
-    async def inbox(self, identity: str) -> AsyncIterator[MemoryInbox]:
-        box = MemoryInbox(identity, self.runtime)
-        self._listeners.setdefault(identity, []).append(box)
-        try:
-            yield box
-        finally:
-            boxes = self._listeners.get(identity, [])
-            if box in boxes:
-                boxes.remove(box)
-            if not boxes:
-                self._listeners.pop(identity, None)
+    def inbox(self, identity: str) -> Any:
+        """Listen on ``identity``'s inbox; deliveries arrive after their modelled network delay."""
+        return self._listeners.listen(identity, self.runtime)
 
     # ------------------------------------------------------------------ delivery
     def _on_delivery(self, event: Any) -> None:

@@ -18,6 +18,17 @@ class Heartbeat:
     period: float = spec(60.0, doc="seconds between heartbeats", gt=0)
     jitter: float = spec(0.1, doc="fraction of the period, 0..1", min=0, max=1)
 
+    def check_against(self, ttl: float, key: str, source: str) -> None:
+        """Refuse heartbeats whose longest gap reaches the TTL: live identities would expire."""
+        if self.period * (1 + self.jitter) >= ttl:
+            fail(
+                source,
+                f"{key}.heartbeat.period",
+                f"heartbeats every {self.period} s ±{self.jitter:.0%} can exceed the TTL of {ttl} s, "
+                "so live identities would expire",
+                "make the period well below the ttl",
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class Deaths:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mcastlab.workloads._schema import fail, spec
+from mcastlab.workloads._schema import spec
 from mcastlab.workloads.arrivals import rate
 from mcastlab.workloads.context import ONLINE, Context
 from mcastlab.workloads.kinds._common import Heartbeat, letters, payload, seconds_range
@@ -44,13 +44,7 @@ class ServiceDiscovery:
     mode: Literal["publish", "ack"] | None = spec(None, doc="delivery mode (default: the config's)")
 
     def check(self, key: str, source: str) -> None:
-        if self.heartbeat.period * (1 + self.heartbeat.jitter) >= self.ttl:
-            fail(
-                source,
-                f"{key}.heartbeat.period",
-                f"heartbeats every {self.heartbeat.period} s can exceed the TTL of {self.ttl} s",
-                "make the period well below the ttl",
-            )
+        self.heartbeat.check_against(self.ttl, key, source)
 
     def capacity(self, duration: float) -> int:
         """Most identities registered at once (about)."""

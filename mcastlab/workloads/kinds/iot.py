@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mcastlab.workloads._schema import fail, spec
+from mcastlab.workloads._schema import spec
 from mcastlab.workloads.arrivals import rate
 from mcastlab.workloads.context import Context
 from mcastlab.workloads.kinds._common import (
@@ -62,14 +62,7 @@ class IotFleet:
 
     def check(self, key: str, source: str) -> None:
         check_weights(self.firmware, f"{key}.firmware", source)
-        if self.heartbeat.period * (1 + self.heartbeat.jitter) >= self.ttl:
-            fail(
-                source,
-                f"{key}.heartbeat.period",
-                f"heartbeats every {self.heartbeat.period} s ±{self.heartbeat.jitter:.0%} can exceed the "
-                f"TTL of {self.ttl} s, so live sensors would expire",
-                "make the period well below the ttl",
-            )
+        self.heartbeat.check_against(self.ttl, key, source)
 
     def capacity(self, duration: float) -> int:
         """Most identities registered at once (about)."""

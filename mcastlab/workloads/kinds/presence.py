@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mcastlab.workloads._schema import fail, spec
+from mcastlab.workloads._schema import spec
 from mcastlab.workloads.arrivals import rate
 from mcastlab.workloads.context import OFFLINE, ONLINE, Context
 from mcastlab.workloads.kinds._common import Heartbeat, payload
@@ -47,13 +47,7 @@ class Presence:
     mode: Literal["publish", "ack"] | None = spec(None, doc="delivery mode (default: the config's)")
 
     def check(self, key: str, source: str) -> None:
-        if self.heartbeat.period * (1 + self.heartbeat.jitter) >= self.ttl:
-            fail(
-                source,
-                f"{key}.heartbeat.period",
-                f"heartbeats every {self.heartbeat.period} s can exceed the TTL of {self.ttl} s",
-                "make the period well below the ttl",
-            )
+        self.heartbeat.check_against(self.ttl, key, source)
 
     def capacity(self, duration: float) -> int:
         """Most identities registered at once (about)."""
