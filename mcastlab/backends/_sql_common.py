@@ -167,3 +167,36 @@ __all__ = [
     "sqlite_errors",
     "sqlite_tx",
 ]
+
+
+class SqliteStore:
+    """A reference-counted sqlite3 connection that creates its schema on first open.
+
+    Shared by the SQLite registry and durability slot: several coordinators may open one object, the
+    last close closes it, and a ``:memory:`` database keeps its data across close/reopen.
+    """
+
+    path: str
+    name: str
+    _synchronous = "NORMAL"
+    _conn: sqlite3.Connection | None = None
+    _opens = 0
+
+    def _schema(self) -> str:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        """Connect and create the schema on first open (reference counted)."""
+        if self._conn is None:
+            conn = sqlite_connect(self.path, synchronous=self._synchronous, name=self.name)
+            with sqlite_errors(self.name):
+                conn.executescript(self._schema())
+            self._conn = conn
+        self._opens += 1
+
+    async def close(self) -> None:
+        """Close the connection when the last opener closes (``:memory:`` stays, like its data)."""
+        self._opens = max(0, self._opens - 1)
+        if self._opens == 0 and self._conn is not None and self.path != ":memory:":
+            self._conn.close()
+            self._conn = None

@@ -31,11 +31,11 @@ from typing import Any
 from mcastlab.backends._sql_common import (
     DELIVERED,
     PENDING,
+    SqliteStore,
     check_name,
     check_seconds,
     quote,
     replayed,
-    sqlite_connect,
     sqlite_errors,
     sqlite_tx,
 )
@@ -43,10 +43,11 @@ from mcastlab.backends.base import DurableRecord, Message
 from mcastlab.errors import ClosedError, ConfigError
 
 
-class SqliteDurability:
+class SqliteDurability(SqliteStore):
     """Durable multicasts and per-identity outcomes in SQLite; replay with ``pending``."""
 
     name = "sqlite"
+    _synchronous = "FULL"  # a journal that survives power loss, not just a crash
 
     def __init__(self, path: str = ":memory:", *, prefix: str = "mcast",
                  retention: float | None = None) -> None:
@@ -63,21 +64,6 @@ class SqliteDurability:
         self._next_purge = float("-inf")
 
     # ------------------------------------------------------------------ lifecycle
-    async def open(self) -> None:
-        """Connect and create the tables on first open (reference counted)."""
-        if self._conn is None:
-            conn = sqlite_connect(self.path, synchronous="FULL", name=self.name)
-            with sqlite_errors(self.name):
-                conn.executescript(self._schema())
-            self._conn = conn
-        self._opens += 1
-
-    async def close(self) -> None:
-        """Close the connection when the last opener closes (``:memory:`` stays, like its data)."""
-        self._opens = max(0, self._opens - 1)
-        if self._opens == 0 and self._conn is not None and self.path != ":memory:":
-            self._conn.close()
-            self._conn = None
 
     def _schema(self) -> str:
         m, d, p = self._m, self._d, self.prefix

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from mcastlab.backends._sql_common import (
     SQLITE_RETURNING,
+    SqliteStore,
     check_name,
     dump_metadata,
     full_error,
     make_identities,
     make_identity,
     quote,
-    sqlite_connect,
     sqlite_errors,
     sqlite_tx,
 )
@@ -59,7 +59,7 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _COLUMNS = "id, metadata, registered_at, expires_at"
 
 
-class SqliteRegistry:
+class SqliteRegistry(SqliteStore):
     """Identities in SQLite with JSON metadata; see the module docstring."""
 
     name = "sqlite"
@@ -90,21 +90,6 @@ class SqliteRegistry:
         return name
 
     # ------------------------------------------------------------------ lifecycle
-    async def open(self) -> None:
-        """Connect and create the table and indexes on first open (reference counted)."""
-        if self._conn is None:
-            conn = sqlite_connect(self.path, synchronous="NORMAL", name=self.name)
-            with sqlite_errors(self.name):
-                conn.executescript(self._schema())
-            self._conn = conn
-        self._opens += 1
-
-    async def close(self) -> None:
-        """Close the connection when the last opener closes (``:memory:`` stays, like its data)."""
-        self._opens = max(0, self._opens - 1)
-        if self._opens == 0 and self._conn is not None and self.path != ":memory:":
-            self._conn.close()
-            self._conn = None
 
     def _schema(self) -> str:
         t, name = self._t, self.table
