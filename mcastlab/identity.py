@@ -43,9 +43,6 @@ class Identity(NamedTuple):
         return hash((self.id, self.registered_at, self.expires_at))
 
 
-_valid_cache: dict[str, str] = {}
-
-
 def validate_identity(name: object) -> str:
     """Return ``name`` if it is a valid identity name, else raise :class:`InvalidIdentityError`.
 
@@ -53,7 +50,9 @@ def validate_identity(name: object) -> str:
     Any other character, including ``.``, ``*``, ``>`` and non-ASCII, is allowed: backends encode
     names before they reach a key or subject.
     """
-    if type(name) is str and name in _valid_cache:
+    # str.isprintable() is False exactly for the categories we forbid (Cc Cf Cs Co Cn Zl Zp Zs) except
+    # the ASCII space, so this one C-speed test accepts every valid name; the loop below explains.
+    if type(name) is str and 0 < len(name) <= MAX_IDENTITY_LENGTH and name.isprintable() and " " not in name:
         return name
     if not isinstance(name, str):
         raise InvalidIdentityError(
@@ -70,15 +69,16 @@ def validate_identity(name: object) -> str:
             identity=name,
         )
     for pos, ch in enumerate(name):
-        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+        if ch.isspace() or unicodedata.category(ch) in _FORBIDDEN:
             raise InvalidIdentityError(
                 f"identity {name!r} contains a forbidden character {ch!r} (U+{ord(ch):04X}) "
                 f"at position {pos}; whitespace and control characters are not allowed",
                 identity=name,
             )
-    if len(_valid_cache) < 1_000_000:
-        _valid_cache[name] = name
-    return name
+    return name  # a str subclass that passes the loop
+
+
+_FORBIDDEN = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
 
 
 def validate_metadata(metadata: object, *, max_bytes: int) -> tuple[Metadata, int]:

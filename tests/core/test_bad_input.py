@@ -147,3 +147,23 @@ def test_all_errors_share_the_root() -> None:
                 RegistryFullError, FilterSyntaxError, FilterTooComplexError):
         assert issubclass(exc, McastlabError)
         assert issubclass(exc, UsageError)
+
+
+def test_fast_name_check_agrees_with_the_character_rule() -> None:
+    """The one-call fast path accepts exactly the names the per-character rule accepts."""
+    import unicodedata
+
+    from mcastlab.identity import validate_identity
+
+    def by_rule(name: str) -> bool:
+        return all(not ch.isspace() and unicodedata.category(ch) not in
+                   ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for ch in name)
+
+    for cp in range(0x110000):
+        ch = chr(cp)
+        try:
+            validate_identity("a" + ch)
+            ok = True
+        except InvalidIdentityError:
+            ok = False
+        assert ok == by_rule("a" + ch), f"U+{cp:04X}"
