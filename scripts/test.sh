@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh all
 .venv/bin/ruff check mcastlab tests benchmarks
+.venv/bin/mypy
 export MPLBACKEND=Agg PYTHONHASHSEED=0
 .venv/bin/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
   -q -p no:randomly "$@"
