@@ -140,7 +140,9 @@ class Coordinator:
         self._next_wake = float("inf")
         self.expired_total = 0
         self.sweep_errors = 0
-        self.registered = 0  # identities this coordinator added minus those it removed or saw expire
+        # the registered gauge: this coordinator's own count, replaced by the registry's count after each
+        # sweep (at most every sweep_interval) when the registry can tell (identities())
+        self.registered = 0
         self.metrics.registered.set_function(lambda: self.registered)
 
     # ------------------------------------------------------------------ lifecycle
@@ -413,9 +415,16 @@ class Coordinator:
     async def _sweep_loop(self) -> None:
         cfg, runtime = self.config, self.runtime
         failures = 0
+        stored = getattr(self.registry, "identities", None)  # optional: the registry's own count
+        sized_at = -float("inf")
         while self._state == "open":
             try:
                 await self.sweep()
+                if stored is not None and runtime.now() - sized_at >= cfg.sweep_interval:
+                    # right after a sweep the stored count is the live count; with several coordinators
+                    # on one registry it is the only count that means anything
+                    self.registered = await stored()
+                    sized_at = runtime.now()
                 nxt = await self.registry.next_deadline()
                 failures = 0
                 delay = sweep_delay(nxt, runtime.now(), interval=cfg.sweep_interval,

@@ -143,6 +143,10 @@ class MemoryRegistry:
             return None
         return item
 
+    async def identities(self) -> int:
+        """How many identities are stored (live, or expired but not yet swept)."""
+        return len(self._items)
+
     def peek(self, identity_id: str) -> Identity | None:
         """The stored record whatever its deadline (expired-but-unswept included); for simulators."""
         return self._items.get(identity_id)

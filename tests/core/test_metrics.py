@@ -72,3 +72,20 @@ def test_failed_operations_are_counted(sim: SimPyRuntime) -> None:
                                    kind="InvalidIdentityError")
 
     assert sim.run(body()) == 1
+
+
+def test_registered_gauge_is_the_shared_registrys_count(sim: SimPyRuntime) -> None:
+    from mcastlab.backends import MemoryMessaging, MemoryRegistry
+
+    reg, msg = MemoryRegistry(), MemoryMessaging()
+
+    async def body() -> tuple[float, float]:
+        async with Coordinator(runtime=sim, registry=reg, messaging=msg) as a, \
+                Coordinator(runtime=sim, registry=reg, messaging=msg) as b:
+            for i in range(6):
+                await a.register(f"d{i}", {}, ttl=10 if i < 2 else 1000)
+            await sim.sleep(30)  # two expire, swept by whichever coordinator gets there first
+            return (a.metrics.value("multicast_registry_registered_identities"),
+                    b.metrics.value("multicast_registry_registered_identities"))
+
+    assert sim.run(body()) == (4, 4)
