@@ -47,7 +47,6 @@ from mcastlab.errors import (
     ClosedError,
     ConfigError,
     McastlabError,
-    OperationTimeoutError,
     PayloadTooLargeError,
     RegistryFullError,
     UnknownIdentityError,
@@ -58,9 +57,9 @@ from mcastlab.fanout import FanOut
 from mcastlab.filters import CompiledFilter, compile_filter
 from mcastlab.identity import Identity, validate_identity, validate_metadata, validate_ttl
 from mcastlab.metrics import Metrics
-from mcastlab.policy import Backoff, sweep_delay
 from mcastlab.results import ExpirationEvent, MulticastResult, OpEvent
 from mcastlab.runtime.base import Runtime
+from mcastlab.sweeper import Sweeper
 
 Listener = Callable[[OpEvent | ExpirationEvent], None]
 
@@ -130,14 +129,12 @@ class Coordinator:
         self.durability = durability
         self.metrics = metrics if isinstance(metrics, Metrics) else Metrics(metrics)
         self.name = name or f"coord-{secrets.token_hex(3)}"
-        self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)  # for the sweeper
         self._fanout = FanOut(config, runtime, messaging, durability)
         self._listeners: list[Listener] = []
         self._state = "new"
         self._seq = 0
-        self._sweeper: Any = None
-        self._wake: Any = None
-        self._next_wake = float("inf")
+        self._id_prefix = f"{self.name}-"
+        self._sweeper = Sweeper(self)
         self.expired_total = 0
         self.sweep_errors = 0
         # the registered gauge: this coordinator's own count, replaced by the registry's count after each
@@ -147,38 +144,62 @@ class Coordinator:
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> Coordinator:
-        """Open the backends and start the expiry sweeper. Idempotent."""
+        """Open the backends and start the expiry sweeper. Idempotent; a failed open leaves nothing open."""
         if self._state == "open":
             return self
         if self._state == "closed":
             raise ClosedError("this coordinator is closed; create a new one")
-        await self.registry.open()
-        await self.messaging.open(self.runtime)
-        if self.durability is not None:
-            await self.durability.open()
+        opened: list[Any] = []
+        try:
+            await self.registry.open()
+            opened.append(self.registry)
+            await self.messaging.open(self.runtime)
+            opened.append(self.messaging)
+            if self.durability is not None:
+                await self.durability.open()
+                opened.append(self.durability)
+        except BaseException:
+            for backend in reversed(opened):
+                try:
+                    await backend.close()
+                except Exception:  # the open's own error is the one worth reporting
+                    self.metrics.operation_error("open", "CloseAfterFailedOpen")
+            raise
+        # unique across restarts of a coordinator with the same name (durable ids must not repeat),
+        # yet deterministic in virtual time, where the clock starts at the same instant every run
+        self._id_prefix = f"{self.name}-{int(self.runtime.now() * 1e6):x}-"
         self._state = "open"
-        self._wake = self.runtime.event()
-        self._sweeper = self.runtime.spawn(self._sweep_loop())
+        self._sweeper.start()
         return self
 
     async def close(self) -> None:
-        """Stop the sweeper and close the backends. Idempotent."""
+        """Stop the sweeper and close every backend (each even if another fails). Idempotent."""
         if self._state != "open":
             self._state = "closed"
             return
         self._state = "closed"
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        await self.messaging.close()
-        await self.registry.close()
-        if self.durability is not None:
-            await self.durability.close()
+        self._sweeper.stop()
+        errors: list[Exception] = []
+        for backend in (self.messaging, self.registry, self.durability):
+            if backend is None:
+                continue
+            try:
+                await backend.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise BackendError(f"closing the backends failed: {errors[0]!r}", backend=self.registry.name) \
+                from errors[0]
 
     async def __aenter__(self) -> Coordinator:
         return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
 
     async def _ready(self) -> None:
         if self._state != "open":
@@ -198,7 +219,10 @@ class Coordinator:
 
     def _emit(self, event: OpEvent | ExpirationEvent) -> None:
         for listener in self._listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not fail the operation it observes
+                self.metrics.operation_error("listener", "ListenerError")
 
     def _failed(self, op: str, t0: float, exc: BaseException, identity: str = "") -> None:
         self.metrics.operation_error(op, type(exc).__name__)
@@ -230,8 +254,8 @@ class Coordinator:
                 is_new = await self.registry.upsert(rec, now=t0, max_identities=limit)
         if is_new:
             self.registered += 1
-        if rec.expires_at is not None and rec.expires_at < self._next_wake and self._wake is not None:
-            self._wake.set()
+        if rec.expires_at is not None:
+            self._sweeper.deadline_added(rec.expires_at)
         if self._listeners:
             self._emit(OpEvent("register", t0, self.runtime.now() - t0, True, identity=name))
         return rec
@@ -270,7 +294,9 @@ class Coordinator:
     async def get(self, identity: str) -> Identity | None:
         """The live identity named ``identity``, or None."""
         await self._ready()
-        return await self.registry.get(validate_identity(identity), now=self.runtime.now())
+        t0 = self.runtime.now()
+        with _Guard(self, "get", t0, identity):
+            return await self.registry.get(validate_identity(identity), now=t0)
 
     def compile(self, flt: Any) -> CompiledFilter:
         """Parse and check a filter against this coordinator's limits (done once; reuse the result)."""
@@ -338,11 +364,15 @@ class Coordinator:
             targets = await self.registry.query(cf, now=t0)
             t_enum = self.runtime.now()
             self._seq += 1
-            message_id = f"{self.name}-{self._seq}"
+            message_id = f"{self._id_prefix}{self._seq}"
             if self.durability is not None:
                 await self.durability.record(DurableRecord(message_id, cf.text, data, t0,
                                                            [t.id for t in targets]))
-        statuses, latencies = await self._fanout.run(targets, message_id, data, mode, t0)
+        journal_errors = self._fanout.journal_errors
+        with _Guard(self, "multicast", t0):  # sends never raise; this only catches a broken backend
+            statuses, latencies = await self._fanout.run(targets, message_id, data, mode, t0)
+        for _ in range(self._fanout.journal_errors - journal_errors):
+            self.metrics.operation_error("multicast", "DurabilityOutcome")
         delivered = sum(1 for s in statuses.values() if s == DELIVERED)
         failed = len(statuses) - delivered
         if self.durability is not None:
@@ -366,8 +396,16 @@ class Coordinator:
         """The identity's side: ``async with c.inbox("dev-1") as box: msg = await box.get(timeout=1)``."""
         name = validate_identity(identity)
         await self._ready()
-        async with self.messaging.inbox(name) as box:
+        with _Guard(self, "inbox", self.runtime.now(), identity):
+            cm = self.messaging.inbox(name)
+            box = await cm.__aenter__()
+        try:
             yield box
+        except BaseException as exc:
+            if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await cm.__aexit__(None, None, None)
 
     async def replay(self, identity: str, *, since: float = 0.0) -> list[Message]:
         """Messages ``identity`` missed since ``since`` (needs a durability backend)."""
@@ -375,8 +413,12 @@ class Coordinator:
         if self.durability is None:
             raise UnsupportedError("replay needs a durability backend: "
                                    "Coordinator(durability=SqliteDurability(...)) or PostgresDurability(...)")
+        if isinstance(since, bool) or not isinstance(since, int | float) or since != since:
+            raise UsageError(f"since must be a time in seconds on the coordinator's clock (e.g. 0 for "
+                             f"everything), got {since!r}")
         await self._ready()
-        return await self.durability.pending(name, since=since)
+        with _Guard(self, "replay", self.runtime.now(), identity):
+            return await self.durability.pending(name, since=float(since))
 
     async def ack(self, identity: str, message_ids: Any) -> None:
         """Record that ``identity`` now holds these replayed messages, so they are not offered again."""
@@ -384,62 +426,42 @@ class Coordinator:
         if self.durability is None:
             raise UnsupportedError("ack needs a durability backend: "
                                    "Coordinator(durability=SqliteDurability(...)) or PostgresDurability(...)")
-        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
-        if not all(isinstance(m, str) and m for m in ids):
-            raise UsageError(f"message_ids must be message id strings (Message.id), got {message_ids!r}")
+        ids = [message_ids] if isinstance(message_ids, str) else message_ids
+        listed = isinstance(ids, list | tuple | set | frozenset)
+        if not listed or not all(isinstance(m, str) and m for m in ids):
+            raise UsageError(f"message_ids must be a message id (Message.id) or a list of them, "
+                             f"got {message_ids!r:.80}")
         await self._ready()
-        for mid in ids:
-            await self.durability.outcome(mid, {name: DELIVERED}, now=self.runtime.now())
+        with _Guard(self, "ack", self.runtime.now(), identity):
+            for mid in ids:
+                await self.durability.outcome(mid, {name: DELIVERED}, now=self.runtime.now())
 
     # ------------------------------------------------------------------ expiry
     async def sweep(self) -> int:
-        """Claim every identity whose deadline has passed; emit one ExpirationEvent each."""
+        """Claim every identity whose deadline has passed; emit one ExpirationEvent each.
+
+        Each claimed batch is counted before the next is asked for, so a backend failure midway loses
+        no expiration already claimed (the failure is raised as a BackendError).
+        """
         total = 0
         batch = self.config.sweep_batch
-        while True:
-            claimed = await self.registry.claim_expired(now=self.runtime.now(), limit=batch)
-            if claimed:
-                t = self.runtime.now()
-                total += len(claimed)
-                if self._listeners:
-                    for c in claimed:
-                        self._emit(ExpirationEvent(c.id, c.deadline, t, self.name))
-            if len(claimed) < batch:
-                break
-        if total:
-            self.expired_total += total
-            self.metrics.expirations.inc(total)
-            self.registered -= total
+        t0 = self.runtime.now()
+        with _Guard(self, "sweep", t0):
+            while True:
+                claimed = await self.registry.claim_expired(now=self.runtime.now(), limit=batch)
+                if claimed:
+                    n = len(claimed)
+                    total += n
+                    self.expired_total += n
+                    self.registered -= n
+                    self.metrics.expirations.inc(n)
+                    if self._listeners:
+                        t = self.runtime.now()
+                        for c in claimed:
+                            self._emit(ExpirationEvent(c.id, c.deadline, t, self.name))
+                if len(claimed) < batch:
+                    break
         return total
-
-    async def _sweep_loop(self) -> None:
-        cfg, runtime = self.config, self.runtime
-        failures = 0
-        stored = getattr(self.registry, "identities", None)  # optional: the registry's own count
-        sized_at = -float("inf")
-        while self._state == "open":
-            try:
-                await self.sweep()
-                if stored is not None and runtime.now() - sized_at >= cfg.sweep_interval:
-                    # right after a sweep the stored count is the live count; with several coordinators
-                    # on one registry it is the only count that means anything
-                    self.registered = await stored()
-                    sized_at = runtime.now()
-                nxt = await self.registry.next_deadline()
-                failures = 0
-                delay = sweep_delay(nxt, runtime.now(), interval=cfg.sweep_interval,
-                                    resolution=cfg.sweep_resolution)
-            except Exception:
-                failures += 1
-                self.sweep_errors += 1
-                self.metrics.operation_error("sweep", "BackendError")
-                delay = min(cfg.sweep_interval, max(cfg.sweep_resolution, self._backoff.compute(failures)))
-            self._wake.clear()
-            self._next_wake = runtime.now() + delay
-            try:
-                await runtime.wait_for(self._wake.wait(), delay)
-            except OperationTimeoutError:
-                pass
 
 
 __all__ = ["Coordinator"]

@@ -38,6 +38,7 @@ class FanOut:
         self.runtime = runtime
         self.messaging = messaging
         self.durability = durability
+        self.journal_errors = 0
         self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)
         self._timed_sends = not getattr(messaging, "self_timed", False)
         inline_modes = tuple(getattr(messaging, "inline_modes", ()))
@@ -97,7 +98,7 @@ class FanOut:
                         if len(done) >= batch:
                             chunk = dict(done)
                             done.clear()
-                            await journal.outcome(message_id, chunk, now=runtime.now())
+                            await self._journal(journal, message_id, chunk)
 
             width = 1 if mode in self._inline_modes else min(self.config.max_in_flight, len(pending))
             if width <= 1:
@@ -118,6 +119,14 @@ class FanOut:
                     if st == DELIVERED:
                         statuses[ident] = status
         return statuses, latencies
+
+    async def _journal(self, journal: Durability, message_id: str, chunk: dict[str, str]) -> None:
+        """Persist some outcomes mid-fan-out; a failing journal never stops the sends (the final
+        outcome call retries them, and replay re-offers whatever is not recorded as delivered)."""
+        try:
+            await journal.outcome(message_id, chunk, now=self.runtime.now())
+        except Exception:
+            self.journal_errors += 1
 
     async def _send_once(self, identity: str, message_id: str, data: bytes, mode: str, attempt: int) -> str:
         """One attempt; returns the status (never raises for a failed send)."""

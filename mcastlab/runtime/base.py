@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from mcastlab.errors import InboxTimeoutError, OperationTimeoutError
+from mcastlab.errors import InboxTimeoutError, OperationTimeoutError, UsageError
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -92,6 +92,10 @@ class Mailbox(Generic[T]):
 
     async def get(self, timeout: float | None = None) -> T:
         """Next item; raises InboxTimeoutError if none arrives within ``timeout`` seconds."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not timeout >= 0):
+            raise UsageError(f"timeout must be a number of seconds >= 0 or None (wait forever), "
+                             f"got {timeout!r}")
         while not self._items:
             if timeout is None:
                 await self._event.wait()

@@ -10,7 +10,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[2] / "mcastlab"
 CORE = [
     "coordinator.py", "identity.py", "config.py", "errors.py", "policy.py", "results.py", "metrics.py",
-    "fanout.py", "runtime/base.py", "backends/base.py", "backends/memory.py",
+    "fanout.py", "sweeper.py", "runtime/base.py", "backends/base.py", "backends/memory.py",
     "backends/sqlite_registry.py", "backends/sqlite_durability.py", "backends/_sql_common.py",
     "backends/_sql_index.py",
     *[str(p.relative_to(PKG)) for p in sorted((PKG / "filters").glob("*.py"))],

@@ -41,7 +41,11 @@ def test_replay_and_ack_need_durability_and_valid_ids(sim: SimPyRuntime) -> None
             with pytest.raises(UnsupportedError, match="durability backend"):
                 await c.ack("d0", ["m"])
         async with Coordinator(runtime=sim, durability=SqliteDurability()) as c:
-            with pytest.raises(UsageError, match="message id strings"):
-                await c.ack("d0", [1, 2])
+            for bad in ([1, 2], 5, None, [""]):
+                with pytest.raises(UsageError, match="message id"):
+                    await c.ack("d0", bad)
+            for since in ("yesterday", None, float("nan")):
+                with pytest.raises(UsageError, match="since must be"):
+                    await c.replay("d0", since=since)
 
     sim.run(body())
