@@ -140,6 +140,18 @@ def _report(run: Any, *, header: bool = True) -> None:
     _print(format_table(run.targets))
 
 
+def _check_writable(out: Path) -> None:
+    from mcastlab.errors import UsageError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".mcastlab-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write the run to {out}: {exc}. Fix: pass a writable --out DIR") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from mcastlab.workloads import load_scenario, parse_overrides, run_scenario
 
@@ -151,6 +163,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from datetime import UTC, datetime
 
         out = Path("data") / "runs" / f"{scn.name}-{mode}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+    _check_writable(out)  # before the run: a long run must not be lost to a bad --out
     run = run_scenario(scn, mode=mode, out=out, progress=not args.no_progress)
     if not args.quiet:
         _report(run)

@@ -14,10 +14,32 @@ from pathlib import Path
 from typing import Any
 
 from mcastlab.errors import ConfigError
+from mcastlab.identity import MAX_TTL
+
+
+class _ConfigMeta(type):
+    """Makes ``Config(unknown=...)`` a ConfigError naming the key, like ``Config.from_dict``."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            raise ConfigError("Config takes keyword arguments only, e.g. Config(default_ttl=60)")
+        known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        unknown = [k for k in kwargs if k not in known]
+        if unknown:
+            raise ConfigError(_unknown_message(unknown, known, ""), key=unknown[0])
+        return super().__call__(**kwargs)
+
+
+def _unknown_message(unknown: list[Any], known: list[str], where: str) -> str:
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(str(k), known, n=1)
+        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"unknown config key(s){where}: {', '.join(hints)}. Known keys: {', '.join(known)}"
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
+class Config(metaclass=_ConfigMeta):
     """Coordinator settings. Times are seconds on the runtime's clock."""
 
     pattern_name: str = "multicast-registry"
@@ -39,6 +61,9 @@ class Config:
 
     def __post_init__(self) -> None:
         _check_ttl("default_ttl", self.default_ttl, allow_none=True)
+        if self.default_ttl is not None and self.default_ttl > MAX_TTL:
+            raise ConfigError(f"Config.default_ttl must be at most {MAX_TTL:.0e} s; use None for no expiry",
+                              key="default_ttl")
         _check_int("max_identities", self.max_identities, minimum=1, allow_none=True)
         _check_int("max_filter_depth", self.max_filter_depth, minimum=1)
         _check_int("max_clauses", self.max_clauses, minimum=1)
@@ -76,15 +101,7 @@ class Config:
         known = cls.keys()
         unknown = [k for k in data if k not in known]
         if unknown:
-            hints = []
-            for k in unknown:
-                close = difflib.get_close_matches(str(k), known, n=1)
-                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ConfigError(
-                f"unknown config key(s){where}: {', '.join(hints)}. Known keys: {', '.join(known)}",
-                key=str(unknown[0]),
-                source=source,
-            )
+            raise ConfigError(_unknown_message(unknown, known, where), key=str(unknown[0]), source=source)
         try:
             return cls(**dict(data))
         except ConfigError as exc:
@@ -102,6 +119,8 @@ class Config:
             data = yaml.safe_load(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {p} does not exist", source=str(p)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p} cannot be read as YAML text: {exc}", source=str(p)) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {p} is not valid YAML: {exc}", source=str(p)) from None
         if isinstance(data, Mapping) and "config" in data and isinstance(data["config"], Mapping):

@@ -15,6 +15,7 @@ from mcastlab.errors import InvalidIdentityError, InvalidMetadataError, InvalidT
 
 MAX_IDENTITY_LENGTH = 256
 MAX_METADATA_DEPTH = 8
+MAX_TTL = 1e9  # seconds; every registry stores deadlines up to here (Redis's PEXPIRE needs a bound)
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 Metadata = dict[str, Any]
@@ -182,6 +183,11 @@ def validate_ttl(ttl: object, *, what: str = "ttl") -> float:
         raise InvalidTTLError(
             f"{what} must be a finite number of seconds > 0, got {ttl!r}; "
             "use Config(default_ttl=None) for identities that never expire",
+        )
+    if value > MAX_TTL:
+        raise InvalidTTLError(
+            f"{what} of {ttl!r} s is longer than the {MAX_TTL:.0e} s (about 31 years) every backend can "
+            "store; use Config(default_ttl=None) for identities that never expire",
         )
     return value
 

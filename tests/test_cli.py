@@ -150,3 +150,21 @@ def test_console_script_runs() -> None:
         timeout=60,
     )
     assert res.returncode == 0 and "ok" in res.stdout
+
+
+def test_unreadable_inputs_and_outputs_exit_2_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    assert main(["validate", str(binary)]) == 2
+    assert main(["run", str(tmp_path), "--no-progress"]) == 2
+    blocked = tmp_path / "file"
+    blocked.write_text("x")  # --out under a regular file cannot be created
+    assert main(["run", str(ROOT / "scenarios/iot-device-management.yaml"), "--no-progress",
+                 "--out", str(blocked / "run")]) == 2
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{bad")
+    assert main(["report", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    for needle in ("cannot be read as a YAML text file", "cannot write the run", "not JSON"):
+        assert needle in err

@@ -187,6 +187,11 @@ class PostgresRegistry:
         async with self._pool.conn() as conn:
             return await conn.fetchval(f"SELECT min(expires_at) FROM {self._t}")
 
+    async def identities(self) -> int:
+        """How many identities are stored (live, or expired but not yet swept)."""
+        async with self._pool.conn() as conn:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {self._t}"))
+
     # ------------------------------------------------------------------ tools
     async def bulk_load(self, identities: Iterable[Identity]) -> int:
         """Insert or replace many identities, batched, with no limit check (benchmarks, imports)."""

@@ -114,6 +114,9 @@ def plan_program(plan: Any) -> list[str] | None:
     return None
 
 
+_MAX_PEXPIRE_MS = 2.0**62  # Redis refuses PEXPIRE values whose absolute time overflows 64-bit ms
+
+
 class RedisRegistry:
     """Registry on Redis; see the module docstring. Several coordinators may share one object
     (``open``/``close`` are reference counted) or use their own objects on the same URL and prefix."""
@@ -217,7 +220,10 @@ class RedisRegistry:
     def _ttl_ms(self, expires_at: float | None, now: float) -> str:
         if expires_at is None or self._grace is None:
             return "0"
-        return str(max(1, math.ceil((expires_at - now + self._grace) * 1000)))
+        ms = (expires_at - now + self._grace) * 1000
+        if not ms < _MAX_PEXPIRE_MS:
+            return "0"  # beyond what PEXPIRE accepts: no safety-net TTL (the deadline still applies)
+        return str(max(1, math.ceil(ms)))
 
     @staticmethod
     def _suffixes(metadata: Any) -> str:

@@ -211,6 +211,12 @@ class SqliteRegistry(SqliteStore):
             (deadline,) = self._db().execute(f"SELECT min(expires_at) FROM {self._t}").fetchone()
         return deadline
 
+    async def identities(self) -> int:
+        """How many identities are stored (live, or expired but not yet swept)."""
+        with sqlite_errors(self.name):
+            (n,) = self._db().execute(f"SELECT count(*) FROM {self._t}").fetchone()
+        return int(n)
+
     # ------------------------------------------------------------------ tools
     async def bulk_load(self, identities: Iterable[Identity]) -> int:
         """Insert or replace many identities in one transaction, with no limit check (benchmarks)."""

@@ -96,7 +96,11 @@ def load_run(run_dir: str | Path) -> RunResult:
     d = Path(run_dir)
     if not (d / "manifest.json").is_file():
         raise UsageError(f"{d} is not a run directory (no manifest.json); give the --out directory of a run")
-    manifest = json.loads((d / "manifest.json").read_text())
+    try:
+        manifest = json.loads((d / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{d}/manifest.json is unreadable or not JSON ({exc}); "
+                         "is this a run directory written by 'mcastlab run'?") from None
     frames = {}
     for name in FRAMES:
         p = d / f"{name}.parquet"

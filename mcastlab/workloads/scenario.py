@@ -186,6 +186,11 @@ def load_scenario(
             raise ScenarioError(
                 f"{p}: not valid YAML: {exc}. Fix: correct the YAML syntax", source=source
             ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(
+                f"{p}: cannot be read as a YAML text file ({exc}). Fix: pass a scenario .yaml file",
+                source=source,
+            ) from None
         if not isinstance(data, dict):
             fail(
                 source,

@@ -49,3 +49,17 @@ def test_coordinator_refuses_non_config_and_non_backends() -> None:
         Coordinator({"default_ttl": 5})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="Registry protocol"):
         Coordinator(registry=object())  # type: ignore[arg-type]
+
+
+def test_constructor_refuses_unknown_keys_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'default_tll' \(did you mean 'default_ttl'\?\)"):
+        Config(default_tll=5)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="keyword arguments only"):
+        Config(300.0)  # type: ignore[misc]
+    with pytest.raises(ConfigError, match="cannot be read"):
+        Config.from_yaml(tmp_path)
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        Config.from_yaml(tmp_path / "bin.yaml")
+    with pytest.raises(ConfigError, match="at most"):
+        Config(default_ttl=1e12)

@@ -51,16 +51,22 @@ def test_two_coordinators_never_collide() -> None:
     assert a.metrics.registry is not b.metrics.registry
 
 
-def test_shared_registry_needs_labels() -> None:
+def test_shared_registry_needs_distinct_labels() -> None:
     reg = CollectorRegistry()
     Coordinator(metrics=reg)
-    with pytest.raises(ConfigError, match="labels"):
+    with pytest.raises(ConfigError, match="distinct label values"):
         Coordinator(metrics=reg)
     shared = CollectorRegistry()
-    m1 = Metrics(shared, labels={"coordinator": "a"})
-    with pytest.raises(ConfigError):
-        Metrics(shared, labels={"coordinator": "b"})  # same metric names again on one registry
-    assert m1.value("multicast_registry_ttl_expiration_total") == 0
+    a = Metrics(shared, labels={"coordinator": "a"})
+    b = Metrics(shared, labels={"coordinator": "b"})
+    with pytest.raises(ConfigError, match="same label names"):
+        Metrics(shared, labels={"host": "x"})
+    a.expirations.inc(2)
+    b.expirations.inc(3)
+    assert a.value("multicast_registry_ttl_expiration_total") == 2
+    assert b.value("multicast_registry_ttl_expiration_total") == 3
+    text = a.exposition().decode()
+    assert 'coordinator="a"' in text and 'coordinator="b"' in text
 
 
 def test_failed_operations_are_counted(sim: SimPyRuntime) -> None:
