@@ -67,10 +67,11 @@ Listener = Callable[[OpEvent | ExpirationEvent], None]
 class _Guard:
     """Wraps one operation: counts and reports its failure; foreign exceptions become BackendError."""
 
-    __slots__ = ("c", "identity", "op", "t0")
+    __slots__ = ("c", "emit", "identity", "op", "t0")
 
-    def __init__(self, c: Coordinator, op: str, t0: float, identity: object = "") -> None:
-        self.c, self.op, self.t0, self.identity = c, op, t0, identity
+    def __init__(self, c: Coordinator, op: str, t0: float, identity: object = "", *,
+                 emit: bool = True) -> None:
+        self.c, self.op, self.t0, self.identity, self.emit = c, op, t0, identity, emit
 
     def __enter__(self) -> None:
         return None
@@ -79,7 +80,10 @@ class _Guard:
                  tb: object) -> Literal[False]:
         if exc is None or not isinstance(exc, Exception):
             return False
-        self.c._failed(self.op, self.t0, exc, str(self.identity))
+        if self.emit:
+            self.c._failed(self.op, self.t0, exc, str(self.identity))
+        else:
+            self.c.metrics.operation_error(self.op, type(exc).__name__)
         if isinstance(exc, McastlabError):
             return False
         what = f"{self.op}({self.identity!r})" if self.identity != "" else self.op
@@ -446,7 +450,7 @@ class Coordinator:
         total = 0
         batch = self.config.sweep_batch
         t0 = self.runtime.now()
-        with _Guard(self, "sweep", t0):
+        with _Guard(self, "sweep", t0, emit=False):  # background work: counted, not an operation event
             while True:
                 claimed = await self.registry.claim_expired(now=self.runtime.now(), limit=batch)
                 if claimed:

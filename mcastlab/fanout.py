@@ -110,9 +110,9 @@ class FanOut:
             timeout = self.config.send_timeout
             try:
                 if self._timed_sends:
-                    await runtime.wait_for(self.messaging.flush(timeout), timeout)
+                    await runtime.wait_for(self.messaging.flush(timeout, message_id=message_id), timeout)
                 else:
-                    await self.messaging.flush(timeout)
+                    await self.messaging.flush(timeout, message_id=message_id)
             except Exception as exc:
                 status = TIMEOUT if isinstance(exc, OperationTimeoutError) else UNAVAILABLE
                 for ident, st in statuses.items():

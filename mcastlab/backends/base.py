@@ -116,7 +116,8 @@ class Messaging(Protocol):
 
     ``send`` raises :class:`mcastlab.errors.DeliveryError` (with a status from STATUSES) on failure;
     the coordinator turns that into the identity's status. In publish mode a backend may buffer
-    sends; ``flush`` is called once per fan-out and confirms (or fails) the buffered ones.
+    sends; ``flush`` is called once per fan-out, with that fan-out's ``message_id``, and confirms (or
+    fails) its buffered sends.
     """
 
     name: str
@@ -128,7 +129,7 @@ class Messaging(Protocol):
 
     async def send(self, message: Message, *, mode: str, timeout: float) -> None: ...
 
-    async def flush(self, timeout: float) -> None: ...
+    async def flush(self, timeout: float, *, message_id: str | None = None) -> None: ...
 
     def inbox(self, identity: str) -> Any:
         """An async context manager yielding an :class:`Inbox` for ``identity``."""

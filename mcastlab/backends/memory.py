@@ -318,7 +318,7 @@ class MemoryMessaging:
         for inbox in listeners:
             inbox.deliver(received)
 
-    async def flush(self, timeout: float) -> None:
+    async def flush(self, timeout: float, *, message_id: str | None = None) -> None:
         return None
 
     def inbox(self, identity: str) -> Any:

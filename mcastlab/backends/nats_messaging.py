@@ -101,7 +101,9 @@ class NatsMessaging:
         self._runtime: Runtime | None = None
         self._opens = 0
         self._down: asyncio.Event | None = None
-        self._unflushed_gen: int | None = None  # disconnect count at the oldest unconfirmed publish
+        # per fan-out (message id): the disconnect count when its first publish was buffered; a flush
+        # confirms a fan-out only if no disconnect happened since, whatever other fan-outs did
+        self._buffered_at: dict[str, int] = {}
         self.disconnects = 0
         self.reconnects = 0
         self.errors = 0
@@ -191,8 +193,8 @@ class NatsMessaging:
             raise DeliveryError(f"NATS is disconnected; not sent to {message.identity!r}", status=UNAVAILABLE,
                                 backend=self.name)
         if mode == "publish":
-            if self._unflushed_gen is None:
-                self._unflushed_gen = self.disconnects
+            if message.id not in self._buffered_at:
+                self._note_buffered(message.id)
             if self._fast:  # the hot path of a fan-out: frame it, append it, done
                 frame = self._frame(message, nc.max_payload)
                 nc._pending.append(frame)
@@ -238,8 +240,8 @@ class NatsMessaging:
             return dict.fromkeys(identities, UNAVAILABLE)
         if not self._fast:
             return await self._publish_each(message_id, payload, identities, sent_at)
-        if self._unflushed_gen is None:
-            self._unflushed_gen = self.disconnects
+        if message_id not in self._buffered_at:
+            self._note_buffered(message_id)
         first = Message(message_id, payload, identities[0] if identities else "", sent_at)
         try:
             self._frame(first, nc.max_payload)  # checks the size and primes the shared header
@@ -319,12 +321,20 @@ class NatsMessaging:
             raise DeliveryError(f"NATS unavailable sending to {message.identity!r}: {exc!r}",
                                 status=UNAVAILABLE, backend=self.name) from None
 
-    async def flush(self, timeout: float) -> None:
+    def _note_buffered(self, message_id: str) -> None:
+        if len(self._buffered_at) >= 4096:  # publishes never flushed (direct send() use): forget the oldest
+            del self._buffered_at[next(iter(self._buffered_at))]
+        self._buffered_at[message_id] = self.disconnects
+
+    async def flush(self, timeout: float, *, message_id: str | None = None) -> None:
         """Confirm every buffered publish with one PING/PONG; fails fast if the connection drops."""
         nc = self._conn()
         down = self._down
-        gen, self._unflushed_gen = self._unflushed_gen, None
-        start = self.disconnects if gen is None else gen
+        if message_id is None:  # everything buffered so far
+            start = min(self._buffered_at.values(), default=self.disconnects)
+            self._buffered_at.clear()
+        else:
+            start = self._buffered_at.pop(message_id, self.disconnects)
         if start != self.disconnects:
             raise BackendUnavailableError("NATS reconnected since these messages were sent; they may be lost",
                                           backend=self.name)

@@ -180,7 +180,7 @@ class RedisPubSubMessaging:
             if corr:
                 self._acks.pop(corr, None)
 
-    async def flush(self, timeout: float) -> None:
+    async def flush(self, timeout: float, *, message_id: str | None = None) -> None:
         """Nothing to do: every send already waited for Redis to accept it."""
 
     # ------------------------------------------------------------------ receiving

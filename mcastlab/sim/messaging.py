@@ -202,7 +202,7 @@ class SimMessaging:
             )
         await SimAwait(self.env.timeout(done - now))
 
-    async def flush(self, timeout: float) -> None:
+    async def flush(self, timeout: float, *, message_id: str | None = None) -> None:
         now = self.env.now
         factor = 1.0
         if self._faulty:

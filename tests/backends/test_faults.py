@@ -174,3 +174,21 @@ async def test_pubsub_open_against_a_dead_server_is_typed_and_prompt(prefix: str
     msg = RedisPubSubMessaging("redis://127.0.0.1:1/0", prefix=prefix, connect_timeout=0.5)
     with pytest.raises(BackendUnavailableError):
         await asyncio.wait_for(msg.open(AsyncioRuntime()), 5)
+
+
+async def test_a_flush_confirms_only_its_own_fan_out_across_a_reconnect(own_nats: Any) -> None:
+    """Publishes buffered before a disconnect stay unconfirmed even if another fan-out flushes first."""
+    msg = NatsMessaging(own_nats.url, prefix="conc")
+    await msg.open(AsyncioRuntime())
+    try:
+        await msg.publish_batch("before", b"x", ["a", "b"], sent_at=0.0)  # buffered; then the server dies
+        own_nats.kill()
+        await wait_until(lambda: not msg.connected)
+        own_nats.restart()
+        await wait_until(lambda: msg.connected)
+        await msg.publish_batch("after", b"y", ["a"], sent_at=1.0)
+        await msg.flush(2.0, message_id="after")  # its publishes went out on the new connection
+        with pytest.raises(BackendUnavailableError, match="reconnected"):
+            await msg.flush(2.0, message_id="before")
+    finally:
+        await msg.close()

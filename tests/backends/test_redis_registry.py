@@ -123,6 +123,7 @@ async def test_concurrent_calls_share_pipelines(redis_server: Any, prefix: str) 
     reg = RedisRegistry(redis_server.url, prefix=prefix, lanes=2)
     async with coord(reg) as c:
         await asyncio.gather(*[c.register(f"d{i}", {"i": i}) for i in range(400)])
+        await asyncio.sleep(0.05)  # the sweeper, woken by the registers, settles into its sleep
         pipe = reg._pipe
         assert pipe is not None
         before = (pipe.batches, pipe.commands)

@@ -53,7 +53,7 @@ class ScriptedMessaging(MemoryMessaging):
         finally:
             self.in_flight -= 1
 
-    async def flush(self, timeout: float) -> None:
+    async def flush(self, timeout: float, *, message_id: str | None = None) -> None:
         if self.flush_fails:
             raise BackendUnavailableError("flush failed: connection lost")
 

@@ -48,7 +48,7 @@ CHILD = textwrap.dedent('''
 
         async def open(self, runtime): pass
         async def close(self): pass
-        async def flush(self, timeout): pass
+        async def flush(self, timeout, *, message_id=None): pass
         def inbox(self, identity): raise NotImplementedError
 
         async def send(self, message, *, mode, timeout):

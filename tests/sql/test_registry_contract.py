@@ -110,6 +110,7 @@ async def test_expiry_is_exact_at_the_deadline_before_any_sweep(make_registry: F
     cfg = {"sweep_interval": 3600.0, "sweep_resolution": 3600.0}
     async with coordinator(make_registry(), clock, **cfg) as c:
         await c.register("dev", {"status": "online"}, ttl=60)
+        await asyncio.sleep(0.05)  # let the sweeper, woken by the register, go back to its long sleep
         clock.t = 1059.999
         assert await ids(c, {"status": "online"}) == ["dev"]
         assert (await c.multicast({"status": "online"}, b"x")).targeted == 1
