@@ -132,6 +132,8 @@ class Coordinator:
         self.messaging = messaging
         self.durability = durability
         self.metrics = metrics if isinstance(metrics, Metrics) else Metrics(metrics)
+        if name is not None and (not isinstance(name, str) or not name or not name.isprintable()):
+            raise ConfigError(f"name must be a non-empty printable str such as 'gateway-1', got {name!r}")
         self.name = name or f"coord-{secrets.token_hex(3)}"
         self._fanout = FanOut(config, runtime, messaging, durability)
         self._listeners: list[Listener] = []
@@ -211,6 +213,8 @@ class Coordinator:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` for every OpEvent and ExpirationEvent (must not block)."""
+        if not callable(listener):
+            raise UsageError(f"listener must be a callable taking one event, got {listener!r:.60}")
         self._listeners.append(listener)
 
     def note_registered(self, n: int) -> None:

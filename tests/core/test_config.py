@@ -49,6 +49,13 @@ def test_coordinator_refuses_non_config_and_non_backends() -> None:
         Coordinator({"default_ttl": 5})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="Registry protocol"):
         Coordinator(registry=object())  # type: ignore[arg-type]
+    for bad in ("", 5, "tab\there"):
+        with pytest.raises(ConfigError, match="name must be"):
+            Coordinator(name=bad)  # type: ignore[arg-type]
+    from mcastlab.errors import UsageError
+
+    with pytest.raises(UsageError, match="listener must be a callable"):
+        Coordinator().add_listener("print")  # type: ignore[arg-type]
 
 
 def test_constructor_refuses_unknown_keys_and_unreadable_files(tmp_path: Path) -> None:
