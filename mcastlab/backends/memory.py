@@ -42,6 +42,9 @@ class MemoryRegistry:
         self._index: dict[str, dict[str, dict[str, None]]] = {f: {} for f in indexes}
         self._adaptive = adaptive
         self._heap: list[tuple[float, str]] = []
+        # lifetimes that ended unswept and were then replaced by a re-register: still owed to the
+        # sweeper, so every expiry is reported once even if the name lives on
+        self._lapsed: list[ExpiredIdentity] = []
         self._opens = 0
 
     # lifecycle (reference counted: shared by several coordinators, closed by the last)
@@ -100,6 +103,8 @@ class MemoryRegistry:
     async def upsert(self, identity: Identity, *, now: float, max_identities: int | None) -> bool:
         old = self._items.get(identity.id)
         is_new = old is None or not old.alive(now)
+        if is_new and old is not None and old.expires_at is not None:
+            self._lapsed.append(ExpiredIdentity(old.id, old.expires_at))
         if old is None and max_identities is not None and len(self._items) >= max_identities:
             raise RegistryFullError(
                 f"registry is full: {len(self._items)} identities stored, max_identities={max_identities}; "
@@ -200,6 +205,8 @@ class MemoryRegistry:
     # expiry
     async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:
         out: list[ExpiredIdentity] = []
+        if self._lapsed:
+            out, self._lapsed = self._lapsed[:limit], self._lapsed[limit:]
         heap, items = self._heap, self._items
         while heap and heap[0][0] <= now and len(out) < limit:
             deadline, identity_id = heapq.heappop(heap)
@@ -212,6 +219,8 @@ class MemoryRegistry:
         return out
 
     async def next_deadline(self) -> float | None:
+        if self._lapsed:
+            return self._lapsed[0].deadline  # already past: sweep now
         heap, items = self._heap, self._items
         while heap:
             deadline, identity_id = heap[0]

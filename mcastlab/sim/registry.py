@@ -229,8 +229,7 @@ class SimRegistry:
             else:
                 old = self.inner.peek(identity.id)
                 self._check_room(1 if old is None else 0, max_identities)
-                if old is not None and old.expires_at is not None and old.expires_at <= now:
-                    self._pending.append(ExpiredIdentity(old.id, old.expires_at))
+                # a lapsed, unswept lifetime replaced here is owed to the sweeper by the memory registry
                 is_new = await self.inner.upsert(identity, now=now, max_identities=None)
         except RegistryFullError:
             await self._wait("register", 0, factor)

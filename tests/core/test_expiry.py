@@ -124,3 +124,21 @@ def test_two_coordinators_on_one_registry_count_each_expiry_once(rt: Runtime) ->
             return a.expired_total + b.expired_total, await a.count()
 
     assert rt.run(body()) == (50, 0)
+
+
+def test_a_lapsed_unswept_lifetime_is_still_reported_when_the_name_reregisters(sim: SimPyRuntime) -> None:
+    cfg = Config(sweep_interval=3600, sweep_resolution=3600)  # the sweeper stays asleep past the deadline
+
+    async def body() -> Any:
+        async with Coordinator(cfg, runtime=sim, name="c") as c:
+            events = expirations(c)
+            await c.register("dev", {"v": 1}, ttl=10)
+            await sim.sleep(15)  # dead at t=10, not swept
+            await c.register("dev", {"v": 2}, ttl=100)  # a new lifetime
+            await c.sweep()
+            await c.sweep()
+            return [(e.identity, e.deadline) for e in events], c.expired_total, c.registered, await c.count()
+
+    events, total, gauge, alive = sim.run(body())
+    assert events == [("dev", pytest.approx(10.0))]
+    assert (total, gauge, alive) == (1, 1, 1)
