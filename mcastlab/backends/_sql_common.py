@@ -68,10 +68,14 @@ def make_identity(identity_id: str, metadata: str, registered_at: float, expires
     return Identity(identity_id, MappingProxyType(json.loads(metadata)), registered_at, expires_at)
 
 
-def make_identities(rows: Sequence[Sequence[Any]]) -> list[Identity]:
-    """Identities from ``(id, metadata JSON, registered_at, expires_at)`` rows; one JSON parse for all."""
+def make_identities(rows: Sequence[Sequence[Any]], recheck: Any = None) -> list[Identity]:
+    """Identities from ``(id, metadata JSON, registered_at, expires_at)`` rows; one JSON parse for all.
+
+    ``recheck`` (a predicate) keeps only the rows it accepts: for SQL that only approximates a filter.
+    """
     docs = json.loads("[" + ",".join(r[1] for r in rows) + "]") if rows else []
-    return [Identity(r[0], MappingProxyType(md), r[2], r[3]) for r, md in zip(rows, docs, strict=True)]
+    found = [Identity(r[0], MappingProxyType(md), r[2], r[3]) for r, md in zip(rows, docs, strict=True)]
+    return found if recheck is None else [i for i in found if recheck(i.metadata)]
 
 
 def full_error(count: int, limit: int) -> RegistryFullError:

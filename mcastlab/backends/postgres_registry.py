@@ -156,11 +156,7 @@ class PostgresRegistry:
         where, params, exact = self.where(flt, now)
         async with self._pool.conn() as conn:
             rows = await conn.fetch(f"SELECT {_COLUMNS} FROM {self._t} WHERE {where}", *params)
-        found = make_identities(rows)
-        if not exact:
-            pred = flt.predicate
-            found = [i for i in found if pred(i.metadata)]
-        return found
+        return make_identities(rows, None if exact else flt.predicate)
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""

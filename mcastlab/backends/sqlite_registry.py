@@ -174,11 +174,7 @@ class SqliteRegistry(SqliteStore):
         where, params, exact = self.where(flt, now)
         with sqlite_errors(self.name):
             rows = self._db().execute(f"SELECT {_COLUMNS} FROM {self._t} WHERE {where}", params).fetchall()
-        found = make_identities(rows)
-        if not exact:
-            pred = flt.predicate
-            found = [i for i in found if pred(i.metadata)]
-        return found
+        return make_identities(rows, None if exact else flt.predicate)
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""
