@@ -58,6 +58,7 @@ class Config(metaclass=_ConfigMeta):
     sweep_interval: float = 1.0  # longest the expiry sweeper sleeps
     sweep_resolution: float = 0.01  # shortest it sleeps: expiries closer together are swept together
     sweep_batch: int = 1000  # identities claimed per sweep round trip
+    auto_sweep: bool = True  # run the background sweeper; False: call Coordinator.sweep() yourself
 
     def __post_init__(self) -> None:
         _check_ttl("default_ttl", self.default_ttl, allow_none=True)
@@ -84,6 +85,9 @@ class Config(metaclass=_ConfigMeta):
                 f"Config.delivery_mode must be 'publish' or 'ack', got {self.delivery_mode!r}",
                 key="delivery_mode",
             )
+        if not isinstance(self.auto_sweep, bool):
+            raise ConfigError(f"Config.auto_sweep must be true or false, got {self.auto_sweep!r}",
+                              key="auto_sweep")
         if not isinstance(self.pattern_name, str) or not self.pattern_name:
             raise ConfigError("Config.pattern_name must be a non-empty str", key="pattern_name")
 

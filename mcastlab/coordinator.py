@@ -175,7 +175,8 @@ class Coordinator:
         # yet deterministic in virtual time, where the clock starts at the same instant every run
         self._id_prefix = f"{self.name}-{int(self.runtime.now() * 1e6):x}-"
         self._state = "open"
-        self._sweeper.start()
+        if self.config.auto_sweep:
+            self._sweeper.start()
         return self
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ def test_from_dict_rejects_unknown_keys_with_suggestion() -> None:
 @pytest.mark.parametrize(("key", "value"), [
     ("default_ttl", -1), ("default_ttl", float("nan")), ("max_identities", 0), ("max_clauses", 2.5),
     ("delivery_mode", "shout"), ("send_timeout", 0), ("max_in_flight", True), ("retry_backoff", -1),
+    ("auto_sweep", "yes"),
 ])
 def test_bad_values(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"Config.{key}"):

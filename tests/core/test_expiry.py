@@ -142,3 +142,14 @@ def test_a_lapsed_unswept_lifetime_is_still_reported_when_the_name_reregisters(s
     events, total, gauge, alive = sim.run(body())
     assert events == [("dev", pytest.approx(10.0))]
     assert (total, gauge, alive) == (1, 1, 1)
+
+
+def test_without_auto_sweep_expiries_wait_for_an_explicit_sweep(sim: SimPyRuntime) -> None:
+    async def body() -> Any:
+        async with Coordinator(Config(auto_sweep=False), runtime=sim) as c:
+            await c.register("dev", {}, ttl=1)
+            await sim.sleep(10)
+            before = c.expired_total, await c.count()
+            return before, await c.sweep(), c.expired_total
+
+    assert sim.run(body()) == ((0, 0), 1, 1)

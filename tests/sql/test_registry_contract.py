@@ -23,6 +23,9 @@ UNICODE_NAMES = ["датчик-1", "センサー/2", "emoji-🎉", "a.b*c>d", "q
 
 
 def coordinator(registry: Any, clock: Clock, **cfg: Any) -> Coordinator:
+    """A coordinator on the test's fake clock; these tests sweep explicitly unless they ask for the
+    background sweeper (auto_sweep=True), which would otherwise race them at every await."""
+    cfg.setdefault("auto_sweep", False)
     return Coordinator(Config(**cfg), registry=registry, runtime=AsyncioRuntime(clock=clock))
 
 
@@ -210,7 +213,8 @@ async def test_one_registry_object_shared_by_two_coordinators(make_registry: Fac
 
 
 async def test_two_coordinators_count_each_expiry_once(make_registry: Factory, clock: Clock) -> None:
-    cfg = {"sweep_interval": 3600.0, "sweep_resolution": 3600.0, "sweep_batch": 7, "max_identities": None}
+    cfg = {"sweep_interval": 3600.0, "sweep_resolution": 3600.0, "sweep_batch": 7, "max_identities": None,
+           "auto_sweep": True}
     a = coordinator(make_registry(), clock, **cfg)
     b = coordinator(make_registry(), clock, **cfg)
     async with a, b:
