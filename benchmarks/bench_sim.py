@@ -86,7 +86,7 @@ def bare_simpy(n_events: int) -> float:
 def _sim_world(spec: Any = None) -> tuple[SimPyRuntime, Any, Any, Coordinator]:
     rt = SimPyRuntime(simpy.Environment())
     reg, msg = make_sim_backends(
-        spec if spec is not None else SPEC, runtime=rt, rng=np.random.default_rng(SEED)
+        spec if spec is not None else SPEC, rng=np.random.default_rng(SEED)
     )
     c = Coordinator(
         Config(max_identities=None, default_ttl=60.0), registry=reg, messaging=msg, runtime=rt, name="bench"

@@ -128,9 +128,7 @@ def _sim(calibration: str | Path, params: dict[str, Any], seed: int) -> dict[str
     from mcastlab.sim import make_sim_backends
 
     rt = SimPyRuntime(simpy.Environment())
-    reg, msg = make_sim_backends(
-        {"calibration": str(calibration)}, runtime=rt, rng=np.random.default_rng(seed)
-    )
+    reg, msg = make_sim_backends({"calibration": str(calibration)}, rng=np.random.default_rng(seed))
     coord = Coordinator(
         Config(max_identities=None, default_ttl=3600.0),
         registry=reg,

@@ -22,32 +22,35 @@ so the same code runs on a live event loop and in SimPy virtual time.
   fan-out.
 * **Listeners** (``add_listener``) receive an :class:`OpEvent` per operation and an
   :class:`ExpirationEvent` per expiry; the measurement recorder is one.
+
+State has one owner each: the registered count is a :class:`~mcastlab.population.Population`, the
+expiry counts belong to the :class:`~mcastlab.sweeper.Sweeper`, a fan-out reports its own outcome
+(:class:`~mcastlab.fanout.FanOutOutcome`). The design as a whole is in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, cast
 
+from mcastlab._guard import Guard
+from mcastlab._identity_side import IdentitySide
 from mcastlab.backends.base import (
-    DELIVERED,
     MODES,
     Durability,
     DurableRecord,
-    Message,
+    ExpiredIdentity,
     Messaging,
     Registry,
+    StoredCount,
 )
 from mcastlab.config import Config
 from mcastlab.errors import (
     BackendError,
     ClosedError,
     ConfigError,
-    McastlabError,
-    PayloadTooLargeError,
     RegistryFullError,
     UnknownIdentityError,
     UnsupportedError,
@@ -55,8 +58,9 @@ from mcastlab.errors import (
 )
 from mcastlab.fanout import FanOut
 from mcastlab.filters import CompiledFilter, compile_filter
-from mcastlab.identity import Identity, validate_identity, validate_metadata, validate_ttl
+from mcastlab.identity import Identity, validate_identity, validate_metadata, validate_payload, validate_ttl
 from mcastlab.metrics import Metrics
+from mcastlab.population import Population
 from mcastlab.results import ExpirationEvent, MulticastResult, OpEvent
 from mcastlab.runtime.base import Runtime
 from mcastlab.sweeper import Sweeper
@@ -64,34 +68,7 @@ from mcastlab.sweeper import Sweeper
 Listener = Callable[[OpEvent | ExpirationEvent], None]
 
 
-class _Guard:
-    """Wraps one operation: counts and reports its failure; foreign exceptions become BackendError."""
-
-    __slots__ = ("c", "emit", "identity", "op", "t0")
-
-    def __init__(self, c: Coordinator, op: str, t0: float, identity: object = "", *,
-                 emit: bool = True) -> None:
-        self.c, self.op, self.t0, self.identity, self.emit = c, op, t0, identity, emit
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> Literal[False]:
-        if exc is None or not isinstance(exc, Exception):
-            return False
-        if self.emit:
-            self.c._failed(self.op, self.t0, exc, str(self.identity))
-        else:
-            self.c.metrics.operation_error(self.op, type(exc).__name__)
-        if isinstance(exc, McastlabError):
-            return False
-        what = f"{self.op}({self.identity!r})" if self.identity != "" else self.op
-        raise BackendError(f"{what} failed: {type(exc).__name__}: {exc}",
-                           backend=self.c.registry.name) from exc
-
-
-class Coordinator:
+class Coordinator(IdentitySide):
     """The multicast registry. Use as ``async with Coordinator(...) as c:``; see the module docstring."""
 
     def __init__(
@@ -140,13 +117,12 @@ class Coordinator:
         self._state = "new"
         self._seq = 0
         self._id_prefix = f"{self.name}-"
-        self._sweeper = Sweeper(self)
-        self.expired_total = 0
-        self.sweep_errors = 0
-        # the registered gauge: this coordinator's own count, replaced by the registry's count after each
-        # sweep (at most every sweep_interval) when the registry can tell (identities())
-        self.registered = 0
-        self.metrics.registered.set_function(lambda: self.registered)
+        self.population = Population()
+        stored = cast(StoredCount, registry) if registry.capabilities.stored_count else None
+        self._sweeper = Sweeper(runtime, config, claim=self._claim, next_deadline=registry.next_deadline,
+                                on_claimed=self._claimed, population=self.population,
+                                stored_count=None if stored is None else stored.identities)
+        self.metrics.registered.set_function(lambda: self.population.value)
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> Coordinator:
@@ -157,13 +133,10 @@ class Coordinator:
             raise ClosedError("this coordinator is closed; create a new one")
         opened: list[Any] = []
         try:
-            await self.registry.open()
-            opened.append(self.registry)
-            await self.messaging.open(self.runtime)
-            opened.append(self.messaging)
-            if self.durability is not None:
-                await self.durability.open()
-                opened.append(self.durability)
+            for backend in (self.registry, self.messaging, self.durability):
+                if backend is not None:
+                    await backend.open(self.runtime)
+                    opened.append(backend)
         except BaseException:
             for backend in reversed(opened):
                 try:
@@ -176,7 +149,7 @@ class Coordinator:
         self._id_prefix = f"{self.name}-{int(self.runtime.now() * 1e6):x}-"
         self._state = "open"
         if self.config.auto_sweep:
-            self._sweeper.start()
+            self._sweeper.start(lambda: self._state == "open")
         return self
 
     async def close(self) -> None:
@@ -212,16 +185,28 @@ class Coordinator:
         if self._state != "open":
             await self.open()
 
+    # ------------------------------------------------------------------ counts (read-only views)
+    @property
+    def registered(self) -> int:
+        """Registered identities as this coordinator sees them (the gauge's value)."""
+        return self.population.value
+
+    @property
+    def expired_total(self) -> int:
+        """Expirations this coordinator claimed."""
+        return self._sweeper.expired_total
+
+    @property
+    def sweep_errors(self) -> int:
+        """Background sweeps that failed (each logged on ``mcastlab.sweeper``)."""
+        return self._sweeper.errors
+
+    # ------------------------------------------------------------------ listeners and failures
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` for every OpEvent and ExpirationEvent (must not block)."""
         if not callable(listener):
             raise UsageError(f"listener must be a callable taking one event, got {listener!r:.60}")
         self._listeners.append(listener)
-
-    def note_registered(self, n: int) -> None:
-        """Account for ``n`` identities added (or removed, if negative) behind the coordinator's back,
-        e.g. by a simulated fleet's bulk upserts, so the registered gauge stays right."""
-        self.registered += n
 
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
@@ -232,6 +217,13 @@ class Coordinator:
                 listener(event)
             except Exception:  # a broken listener must not fail the operation it observes
                 self.metrics.operation_error("listener", "ListenerError")
+
+    @property
+    def backend_name(self) -> str:
+        return self.registry.name
+
+    def _count_error(self, op: str, kind: str) -> None:
+        self.metrics.operation_error(op, kind)
 
     def _failed(self, op: str, t0: float, exc: BaseException, identity: str = "") -> None:
         self.metrics.operation_error(op, type(exc).__name__)
@@ -249,7 +241,7 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        with _Guard(self, "register", t0, identity):
+        with Guard(self, "register", t0, identity):
             name = validate_identity(identity)
             md, _ = validate_metadata(metadata, max_bytes=self.config.max_metadata_bytes)
             ttl_s = self._ttl(ttl)
@@ -262,7 +254,7 @@ class Coordinator:
                     raise
                 is_new = await self.registry.upsert(rec, now=t0, max_identities=limit)
         if is_new:
-            self.registered += 1
+            self.population.added()
         if rec.expires_at is not None:
             self._sweeper.deadline_added(rec.expires_at)
         if self._listeners:
@@ -274,7 +266,7 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        with _Guard(self, "heartbeat", t0, identity):
+        with Guard(self, "heartbeat", t0, identity):
             name = validate_identity(identity)
             ttl_s = self._ttl(ttl)
             rec = await self.registry.touch(name, None if ttl_s is None else t0 + ttl_s, now=t0)
@@ -291,11 +283,11 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        with _Guard(self, "unregister", t0, identity):
+        with Guard(self, "unregister", t0, identity):
             name = validate_identity(identity)
             removed = await self.registry.remove(name)
         if removed:
-            self.registered -= 1
+            self.population.removed()
         if self._listeners:
             self._emit(OpEvent("unregister", t0, self.runtime.now() - t0, True, identity=name))
         return removed
@@ -304,7 +296,7 @@ class Coordinator:
         """The live identity named ``identity``, or None."""
         await self._ready()
         t0 = self.runtime.now()
-        with _Guard(self, "get", t0, identity):
+        with Guard(self, "get", t0, identity):
             return await self.registry.get(validate_identity(identity), now=t0)
 
     def compile(self, flt: Any) -> CompiledFilter:
@@ -319,7 +311,7 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        with _Guard(self, "enumerate", t0):
+        with Guard(self, "enumerate", t0):
             cf = self.compile(filter)
             found = await self.registry.query(cf, now=t0)
         dt = self.runtime.now() - t0
@@ -333,57 +325,39 @@ class Coordinator:
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        with _Guard(self, "count", t0):
+        with Guard(self, "count", t0):
             n = await self.registry.count(self.compile(filter), now=t0)
         if self._listeners:
             self._emit(OpEvent("count", t0, self.runtime.now() - t0, True, matched=n))
         return n
 
     # ------------------------------------------------------------------ multicast
-    def _payload(self, payload: Any) -> bytes:
-        if isinstance(payload, str):
-            data = payload.encode()
-        elif isinstance(payload, bytes | bytearray | memoryview):
-            data = bytes(payload)
-        else:
-            raise UsageError(f"payload must be bytes or str, got {type(payload).__name__}; "
-                             "encode it first, e.g. json.dumps(obj).encode()")
-        if len(data) > self.config.max_payload_bytes:
-            raise PayloadTooLargeError(
-                f"payload is {len(data)} bytes; the limit is {self.config.max_payload_bytes} "
-                "(Config.max_payload_bytes). Send a reference to the data instead, or raise the limit",
-                size=len(data), limit=self.config.max_payload_bytes)
-        return data
-
     async def multicast(self, filter: Any, payload: bytes | str, *,  # noqa: A002
                         mode: str | None = None) -> MulticastResult:
         """Send ``payload`` to every live identity matching ``filter``; never loses the fan-out."""
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()
-        with _Guard(self, "multicast", t0):
+        with Guard(self, "multicast", t0):
             mode = self.config.delivery_mode if mode is None else mode
             if mode not in MODES:
                 raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
             if mode not in self.messaging.modes:
                 raise UnsupportedError(f"the {self.messaging.name} messaging backend does not support "
                                        f"mode={mode!r}; it supports {tuple(self.messaging.modes)}")
-            data = self._payload(payload)
+            data = validate_payload(payload, max_bytes=self.config.max_payload_bytes)
             cf = self.compile(filter)
-            targets = await self.registry.query(cf, now=t0)
+            targets = await self.registry.query_ids(cf, now=t0)
             t_enum = self.runtime.now()
             self._seq += 1
             message_id = f"{self._id_prefix}{self._seq}"
             if self.durability is not None:
-                await self.durability.record(DurableRecord(message_id, cf.text, data, t0,
-                                                           [t.id for t in targets]))
-        journal_errors = self._fanout.journal_errors
-        with _Guard(self, "multicast", t0):  # sends never raise; this only catches a broken backend
-            statuses, latencies = await self._fanout.run(targets, message_id, data, mode, t0)
-        for _ in range(self._fanout.journal_errors - journal_errors):
+                await self.durability.record(DurableRecord(message_id, cf.text, data, t0, tuple(targets)))
+        with Guard(self, "multicast", t0):  # sends never raise; this only catches a broken backend
+            out = await self._fanout.run(targets, message_id, data, mode, t0)
+        statuses, delivered, failed = out.statuses, out.delivered, out.failed
+        for _ in range(out.journal_errors):
             self.metrics.operation_error("multicast", "DurabilityOutcome")
-        delivered = sum(1 for s in statuses.values() if s == DELIVERED)
-        failed = len(statuses) - delivered
         if self.durability is not None:
             try:
                 await self.durability.outcome(message_id, statuses, now=self.runtime.now())
@@ -391,59 +365,13 @@ class Coordinator:
                 self.metrics.operation_error("multicast", "DurabilityOutcome")
         t_end = self.runtime.now()
         self.metrics.delivered.observe(delivered)
-        if failed:
-            for status in {s for s in statuses.values() if s != DELIVERED}:
-                self.metrics.failure(status, sum(1 for s in statuses.values() if s == status))
+        for status, n in out.failures_by_status().items():
+            self.metrics.failure(status, n)
         if self._listeners:
             self._emit(OpEvent("multicast", t0, t_end - t0, True, matched=len(targets), delivered=delivered,
                                failed=failed, message_id=message_id))
-        return MulticastResult(message_id, mode, len(targets), delivered, failed, statuses, latencies,
+        return MulticastResult(message_id, mode, len(targets), delivered, failed, statuses, out.latencies,
                                t0, t_end - t0, t_enum - t0)
-
-    @asynccontextmanager
-    async def inbox(self, identity: str) -> AsyncIterator[Any]:
-        """The identity's side: ``async with c.inbox("dev-1") as box: msg = await box.get(timeout=1)``."""
-        name = validate_identity(identity)
-        await self._ready()
-        with _Guard(self, "inbox", self.runtime.now(), identity):
-            cm = self.messaging.inbox(name)
-            box = await cm.__aenter__()
-        try:
-            yield box
-        except BaseException as exc:
-            if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            await cm.__aexit__(None, None, None)
-
-    async def replay(self, identity: str, *, since: float = 0.0) -> list[Message]:
-        """Messages ``identity`` missed since ``since`` (needs a durability backend)."""
-        name = validate_identity(identity)
-        if self.durability is None:
-            raise UnsupportedError("replay needs a durability backend: "
-                                   "Coordinator(durability=SqliteDurability(...)) or PostgresDurability(...)")
-        if isinstance(since, bool) or not isinstance(since, int | float) or since != since:
-            raise UsageError(f"since must be a time in seconds on the coordinator's clock (e.g. 0 for "
-                             f"everything), got {since!r}")
-        await self._ready()
-        with _Guard(self, "replay", self.runtime.now(), identity):
-            return await self.durability.pending(name, since=float(since))
-
-    async def ack(self, identity: str, message_ids: Any) -> None:
-        """Record that ``identity`` now holds these replayed messages, so they are not offered again."""
-        name = validate_identity(identity)
-        if self.durability is None:
-            raise UnsupportedError("ack needs a durability backend: "
-                                   "Coordinator(durability=SqliteDurability(...)) or PostgresDurability(...)")
-        ids = [message_ids] if isinstance(message_ids, str) else message_ids
-        listed = isinstance(ids, list | tuple | set | frozenset)
-        if not listed or not all(isinstance(m, str) and m for m in ids):
-            raise UsageError(f"message_ids must be a message id (Message.id) or a list of them, "
-                             f"got {message_ids!r:.80}")
-        await self._ready()
-        with _Guard(self, "ack", self.runtime.now(), identity):
-            for mid in ids:
-                await self.durability.outcome(mid, {name: DELIVERED}, now=self.runtime.now())
 
     # ------------------------------------------------------------------ expiry
     async def sweep(self) -> int:
@@ -452,25 +380,17 @@ class Coordinator:
         Each claimed batch is counted before the next is asked for, so a backend failure midway loses
         no expiration already claimed (the failure is raised as a BackendError).
         """
-        total = 0
-        batch = self.config.sweep_batch
-        t0 = self.runtime.now()
-        with _Guard(self, "sweep", t0, emit=False):  # background work: counted, not an operation event
-            while True:
-                claimed = await self.registry.claim_expired(now=self.runtime.now(), limit=batch)
-                if claimed:
-                    n = len(claimed)
-                    total += n
-                    self.expired_total += n
-                    self.registered -= n
-                    self.metrics.expirations.inc(n)
-                    if self._listeners:
-                        t = self.runtime.now()
-                        for c in claimed:
-                            self._emit(ExpirationEvent(c.id, c.deadline, t, self.name))
-                if len(claimed) < batch:
-                    break
-        return total
+        return await self._sweeper.sweep()
+
+    async def _claim(self, now: float, limit: int) -> list[ExpiredIdentity]:
+        with Guard(self, "sweep", now, emit=False):  # background work: counted, not an operation event
+            return await self.registry.claim_expired(now=now, limit=limit)
+
+    def _claimed(self, claimed: Sequence[ExpiredIdentity], t: float) -> None:
+        self.metrics.expirations.inc(len(claimed))
+        if self._listeners:
+            for c in claimed:
+                self._emit(ExpirationEvent(c.id, c.deadline, t, self.name))
 
 
 __all__ = ["Coordinator"]

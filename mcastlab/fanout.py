@@ -1,16 +1,19 @@
 """Multicast fan-out: a bounded window of concurrent sends, retries with backoff, per-send timeouts.
 
 Every send's failure becomes that identity's status (see ``mcastlab.backends.base.STATUSES``); nothing
-raised by one send can lose the rest of the fan-out. Backends that honour ``send``'s timeout themselves
-declare ``self_timed = True``; those whose sends never suspend declare ``inline`` (all modes) or
-``inline_modes`` (e.g. publish only) and are driven by one worker instead of a window. A backend with
-``publish_batch(message_id, payload, identities, *, sent_at) -> {identity: status}`` (the failures
-only) takes a publish fan-out's first attempt in one call; retries then go through ``send``.
+raised by one send can lose the rest of the fan-out. How to drive the backend comes from its declared
+:class:`~mcastlab.backends.base.Capabilities`: ``self_timed`` backends honour ``send``'s timeout
+themselves; modes in ``inline_modes`` never suspend and are driven by one worker instead of a window;
+with ``publish_batch`` a publish fan-out's first attempt goes to the backend in one call (retries then
+go through ``send``). The outcome reports the journal writes that failed mid-fan-out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import cast
 
 from mcastlab.backends.base import (
     DELIVERED,
@@ -18,15 +21,43 @@ from mcastlab.backends.base import (
     MODES,
     TIMEOUT,
     UNAVAILABLE,
+    BatchPublisher,
     Durability,
     Message,
     Messaging,
 )
 from mcastlab.config import Config
 from mcastlab.errors import BackendError, DeliveryError, OperationTimeoutError
-from mcastlab.identity import Identity
 from mcastlab.policy import Backoff
 from mcastlab.runtime.base import Runtime
+
+log = logging.getLogger("mcastlab.fanout")
+
+
+@dataclass(frozen=True, slots=True)
+class FanOutOutcome:
+    """One fan-out: each target's status and latency (seconds since the multicast's start), and how many
+    mid-fan-out journal writes failed (the final outcome write retries them)."""
+
+    statuses: dict[str, str]
+    latencies: dict[str, float]
+    journal_errors: int = 0
+
+    @property
+    def delivered(self) -> int:
+        return sum(1 for s in self.statuses.values() if s == DELIVERED)
+
+    @property
+    def failed(self) -> int:
+        return len(self.statuses) - self.delivered
+
+    def failures_by_status(self) -> dict[str, int]:
+        """How many targets ended in each non-delivered status."""
+        out: dict[str, int] = {}
+        for s in self.statuses.values():
+            if s != DELIVERED:
+                out[s] = out.get(s, 0) + 1
+        return out
 
 
 class FanOut:
@@ -38,14 +69,14 @@ class FanOut:
         self.runtime = runtime
         self.messaging = messaging
         self.durability = durability
-        self.journal_errors = 0
         self._backoff = Backoff(config.retry_backoff, config.retry_backoff_max)
-        self._timed_sends = not getattr(messaging, "self_timed", False)
-        inline_modes = tuple(getattr(messaging, "inline_modes", ()))
-        self._inline_modes = MODES if getattr(messaging, "inline", False) else inline_modes
+        caps = messaging.capabilities
+        self._timed_sends = not caps.self_timed
+        self._inline_modes = tuple(m for m in MODES if m in caps.inline_modes)
+        self._publish_batch = cast(BatchPublisher, messaging).publish_batch if caps.publish_batch else None
 
-    async def run(self, targets: list[Identity], message_id: str, data: bytes, mode: str,
-                  t0: float) -> tuple[dict[str, str], dict[str, float]]:
+    async def run(self, targets: Sequence[str], message_id: str, data: bytes, mode: str,
+                  t0: float) -> FanOutOutcome:
         """Statuses and latencies (seconds since ``t0``) per target; publish sends flushed once.
 
         Retries go in rounds: every target gets attempt 1, then the retryable failures wait one
@@ -61,9 +92,10 @@ class FanOut:
         done: dict[str, str] = {}
         batch = self.config.max_in_flight
         attempts = self.config.send_retries + 1
-        pending = [t.id for t in targets]
+        pending = list(targets)
         first = 1
-        publish_batch = getattr(self.messaging, "publish_batch", None) if mode == "publish" else None
+        journal_errors = [0]
+        publish_batch = self._publish_batch if mode == "publish" else None
         if publish_batch is not None and pending:
             # attempt 1 in one call: the backend frames the whole fan-out into its buffer at once
             try:
@@ -98,7 +130,7 @@ class FanOut:
                         if len(done) >= batch:
                             chunk = dict(done)
                             done.clear()
-                            await self._journal(journal, message_id, chunk)
+                            journal_errors[0] += await self._journal(journal, message_id, chunk)
 
             width = 1 if mode in self._inline_modes else min(self.config.max_in_flight, len(pending))
             if width <= 1:
@@ -118,15 +150,17 @@ class FanOut:
                 for ident, st in statuses.items():
                     if st == DELIVERED:
                         statuses[ident] = status
-        return statuses, latencies
+        return FanOutOutcome(statuses, latencies, journal_errors[0])
 
-    async def _journal(self, journal: Durability, message_id: str, chunk: dict[str, str]) -> None:
-        """Persist some outcomes mid-fan-out; a failing journal never stops the sends (the final
-        outcome call retries them, and replay re-offers whatever is not recorded as delivered)."""
+    async def _journal(self, journal: Durability, message_id: str, chunk: dict[str, str]) -> int:
+        """Persist some outcomes mid-fan-out; returns 1 if that failed. A failing journal never stops
+        the sends (the final outcome call retries them; replay re-offers what is not marked delivered)."""
         try:
             await journal.outcome(message_id, chunk, now=self.runtime.now())
         except Exception:
-            self.journal_errors += 1
+            log.warning("journal write for %s failed mid-fan-out", message_id, exc_info=True)
+            return 1
+        return 0
 
     async def _send_once(self, identity: str, message_id: str, data: bytes, mode: str, attempt: int) -> str:
         """One attempt; returns the status (never raises for a failed send)."""
@@ -150,3 +184,5 @@ class FanOut:
 
 
 _RETRYABLE = frozenset((TIMEOUT, UNAVAILABLE, ERROR))  # not NO_LISTENER: nobody is there to retry for
+
+__all__ = ["FanOut", "FanOutOutcome"]

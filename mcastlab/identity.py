@@ -11,7 +11,13 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from mcastlab.errors import InvalidIdentityError, InvalidMetadataError, InvalidTTLError
+from mcastlab.errors import (
+    InvalidIdentityError,
+    InvalidMetadataError,
+    InvalidTTLError,
+    PayloadTooLargeError,
+    UsageError,
+)
 
 MAX_IDENTITY_LENGTH = 256
 MAX_METADATA_DEPTH = 8
@@ -192,11 +198,29 @@ def validate_ttl(ttl: object, *, what: str = "ttl") -> float:
     return value
 
 
+def validate_payload(payload: object, *, max_bytes: int) -> bytes:
+    """A multicast payload as bytes (``str`` is UTF-8 encoded); PayloadTooLargeError beyond ``max_bytes``."""
+    if isinstance(payload, str):
+        data = payload.encode()
+    elif isinstance(payload, bytes | bytearray | memoryview):
+        data = bytes(payload)
+    else:
+        raise UsageError(f"payload must be bytes or str, got {type(payload).__name__}; "
+                         "encode it first, e.g. json.dumps(obj).encode()")
+    if len(data) > max_bytes:
+        raise PayloadTooLargeError(
+            f"payload is {len(data)} bytes; the limit is {max_bytes} (Config.max_payload_bytes). "
+            "Send a reference to the data instead, or raise the limit",
+            size=len(data), limit=max_bytes)
+    return data
+
+
 __all__ = [
     "MAX_IDENTITY_LENGTH",
     "Identity",
     "Metadata",
     "validate_identity",
     "validate_metadata",
+    "validate_payload",
     "validate_ttl",
 ]

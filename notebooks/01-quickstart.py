@@ -191,7 +191,7 @@ def run_in_sim(sim_backends=False, seed=SEED):
     rt = SimPyRuntime(simpy.Environment())
     backends = {}
     if sim_backends:
-        registry, messaging = make_sim_backends(SIM, runtime=rt, rng=np.random.default_rng(seed))
+        registry, messaging = make_sim_backends(SIM, rng=np.random.default_rng(seed))
         backends = {"registry": registry, "messaging": messaging}
     coord = Coordinator(Config(default_ttl=DEFAULT_TTL), runtime=rt, name="sim", **backends)
     expirations = []
@@ -242,7 +242,7 @@ print("expiry lags (µs):", lag_us)
 
 # %%
 rt = SimPyRuntime(simpy.Environment())
-registry, messaging = make_sim_backends(SIM, runtime=rt, rng=np.random.default_rng(SEED))
+registry, messaging = make_sim_backends(SIM, rng=np.random.default_rng(SEED))
 coord = Coordinator(Config(default_ttl=DEFAULT_TTL), registry=registry, messaging=messaging, runtime=rt,
                     name="sim")
 samples, expired = [], []

@@ -111,7 +111,7 @@ model.round(1)
 def simulate(n, heartbeat, seed=SEED):
     g_backends, g_fleet, g_driver, g_ops = np.random.default_rng([seed, n, round(heartbeat * 1000)]).spawn(4)
     rt = SimPyRuntime(simpy.Environment())
-    registry, messaging = make_sim_backends(SIM, runtime=rt, rng=g_backends)
+    registry, messaging = make_sim_backends(SIM, rng=g_backends)
     ttl = TTL_FACTOR * heartbeat
     coord = Coordinator(Config(default_ttl=ttl, max_identities=None), registry=registry,
                         messaging=messaging, runtime=rt, name="planner")

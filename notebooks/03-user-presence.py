@@ -128,7 +128,7 @@ def drop_drill(ttl, heartbeat, n=DROPS, seed=SEED):
     """Drop ``n`` heartbeating users at random instants; return one row per user."""
     g_backends, g_users = np.random.default_rng([seed, round(ttl)]).spawn(2)
     rt = SimPyRuntime(simpy.Environment())
-    registry, messaging = make_sim_backends(SIM, runtime=rt, rng=g_backends)
+    registry, messaging = make_sim_backends(SIM, rng=g_backends)
     coord = Coordinator(Config(default_ttl=ttl, max_identities=None), registry=registry,
                         messaging=messaging, runtime=rt, name="presence")
     events, drops, heartbeats = {}, {}, [0]

@@ -131,7 +131,7 @@ def crash_drill(ttl, heartbeat, seed=SEED):
     rt = SimPyRuntime(simpy.Environment())
     spec = {**SIM, "faults": [{"target": "registry", "kind": "errors", "probability": LOST_HEARTBEATS,
                                "ops": ["heartbeat"]}]}
-    registry, messaging = make_sim_backends(spec, runtime=rt, rng=g_backends)
+    registry, messaging = make_sim_backends(spec, rng=g_backends)
     coord = Coordinator(Config(default_ttl=ttl, max_identities=None), registry=registry,
                         messaging=messaging, runtime=rt, name="discovery")
     expiries = []

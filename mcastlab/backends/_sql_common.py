@@ -189,8 +189,8 @@ class SqliteStore:
     def _schema(self) -> str:
         raise NotImplementedError
 
-    async def open(self) -> None:
-        """Connect and create the schema on first open (reference counted)."""
+    async def open(self, runtime: Any = None) -> None:
+        """Connect and create the schema on first open (reference counted; needs no runtime)."""
         if self._conn is None:
             conn = sqlite_connect(self.path, synchronous=self._synchronous, name=self.name)
             with sqlite_errors(self.name):

@@ -1,14 +1,19 @@
 """Backend protocols: the three slots of the pattern (registry, messaging, durability).
 
 Backends never read a clock: every method that needs the time takes ``now`` from the caller
-(the coordinator, which reads it from its runtime). Live backends (Redis, NATS, PostgreSQL) are
-asyncio-only; the embedded memory backends work under any runtime.
+(the coordinator, which reads it from its runtime). Every backend receives the coordinator's runtime
+the same way, at ``open(runtime)``. Live backends (Redis, NATS, PostgreSQL) are asyncio-only; the
+embedded memory backends work under any runtime; simulated ones need a SimPyRuntime.
+
+What a backend can do beyond its protocol is *declared*, never probed: each has a frozen
+:class:`Capabilities` record, and the optional methods those flags promise are typed by the small
+sub-protocols :class:`BatchPublisher` and :class:`StoredCount`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from mcastlab.identity import Identity
@@ -45,12 +50,35 @@ class Message(NamedTuple):
         return None if self.received_at is None else self.received_at - self.sent_at
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ExpiredIdentity:
     """An identity claimed by a sweep: removed from the registry, to be counted exactly once."""
 
     id: str
     deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend does beyond its slot's protocol; the coordinator reads these flags, never probes.
+
+    * ``self_timed`` (messaging): ``send`` and ``flush`` honour their ``timeout`` argument themselves,
+      so the fan-out need not wrap each call in ``runtime.wait_for``.
+    * ``inline_modes`` (messaging): modes whose sends never suspend (they append to a buffer), so the
+      fan-out drives them with one worker instead of a window of concurrent ones.
+    * ``publish_batch`` (messaging): implements :class:`BatchPublisher` — a publish fan-out's first
+      attempt goes to the backend in one call.
+    * ``stored_count`` (registry): implements :class:`StoredCount` — the registry can tell how many
+      identities it stores, so the registered gauge can follow a registry shared by many coordinators.
+    """
+
+    self_timed: bool = False
+    inline_modes: tuple[str, ...] = ()
+    publish_batch: bool = False
+    stored_count: bool = False
+
+
+NO_CAPABILITIES = Capabilities()
 
 
 @runtime_checkable
@@ -66,8 +94,9 @@ class Registry(Protocol):
     """
 
     name: str
+    capabilities: Capabilities
 
-    async def open(self) -> None: ...
+    async def open(self, runtime: Runtime) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -86,6 +115,10 @@ class Registry(Protocol):
     async def get(self, identity_id: str, *, now: float) -> Identity | None: ...
 
     async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]: ...
+
+    async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        """The ids of the live identities matching ``flt`` (what a multicast needs: no metadata)."""
+        ...
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int: ...
 
@@ -122,6 +155,7 @@ class Messaging(Protocol):
 
     name: str
     modes: Sequence[str]
+    capabilities: Capabilities
 
     async def open(self, runtime: Runtime) -> None: ...
 
@@ -136,7 +170,26 @@ class Messaging(Protocol):
         ...
 
 
-@dataclass(slots=True)
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """Messaging that takes a whole publish fan-out in one call (``Capabilities.publish_batch``)."""
+
+    async def publish_batch(self, message_id: str, payload: bytes, identities: Sequence[str], *,
+                            sent_at: float) -> dict[str, str]:
+        """Buffer one publish per identity; return the statuses of the failures only."""
+        ...
+
+
+@runtime_checkable
+class StoredCount(Protocol):
+    """A registry that can tell how many identities it stores (``Capabilities.stored_count``)."""
+
+    async def identities(self) -> int:
+        """Identities stored: live, or expired but not yet swept."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class DurableRecord:
     """A multicast as the durability slot stores it."""
 
@@ -144,7 +197,7 @@ class DurableRecord:
     filter: str
     payload: bytes
     created_at: float
-    targets: list[str] = field(default_factory=list)
+    targets: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -153,7 +206,7 @@ class Durability(Protocol):
 
     name: str
 
-    async def open(self) -> None: ...
+    async def open(self, runtime: Runtime) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -168,10 +221,13 @@ __all__ = [
     "DELIVERED",
     "ERROR",
     "MODES",
+    "NO_CAPABILITIES",
     "NO_LISTENER",
     "STATUSES",
     "TIMEOUT",
     "UNAVAILABLE",
+    "BatchPublisher",
+    "Capabilities",
     "Durability",
     "DurableRecord",
     "ExpiredIdentity",
@@ -179,4 +235,5 @@ __all__ = [
     "Message",
     "Messaging",
     "Registry",
+    "StoredCount",
 ]

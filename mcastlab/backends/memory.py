@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from mcastlab.backends.base import DELIVERED, NO_LISTENER, ExpiredIdentity, Message
+from mcastlab.backends.base import DELIVERED, NO_LISTENER, Capabilities, ExpiredIdentity, Message
 from mcastlab.errors import ClosedError, DeliveryError, RegistryFullError
 from mcastlab.filters import AllOf, And, AnyOf, Compare, In, Or, Term, index_token
 from mcastlab.identity import Identity
@@ -36,6 +36,7 @@ class MemoryRegistry:
     """
 
     name = "memory"
+    capabilities = Capabilities(stored_count=True)
 
     def __init__(self, *, indexes: Iterable[str] = (), adaptive: bool = True) -> None:
         self._items: dict[str, Identity] = {}
@@ -48,7 +49,7 @@ class MemoryRegistry:
         self._opens = 0
 
     # lifecycle (reference counted: shared by several coordinators, closed by the last)
-    async def open(self) -> None:
+    async def open(self, runtime: Runtime | None = None) -> None:
         self._opens += 1
 
     async def close(self) -> None:
@@ -199,6 +200,9 @@ class MemoryRegistry:
     async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
         return self._select(flt, now)
 
+    async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        return [i.id for i in self._select(flt, now)]
+
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         return len(self._select(flt, now))
 
@@ -296,8 +300,8 @@ class MemoryMessaging:
 
     name = "memory"
     modes: Sequence[str] = ("publish", "ack")
-    self_timed = True  # send never blocks, so the coordinator need not wrap it in a timeout
-    inline = True  # ... nor fan out through a window of concurrent workers
+    # send never blocks, so the coordinator need not wrap it in a timeout nor fan out through a window
+    capabilities = Capabilities(self_timed=True, inline_modes=("publish", "ack"))
 
     def __init__(self) -> None:
         self._listeners = Listeners()

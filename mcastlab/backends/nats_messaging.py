@@ -40,7 +40,7 @@ import nats.errors as nerr
 from nats.aio.client import Client as NatsClient
 
 from mcastlab.backends._subjects import HEADER, check_subject_prefix, encode_token, header_value, parse_header
-from mcastlab.backends.base import ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Message
+from mcastlab.backends.base import ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Capabilities, Message
 from mcastlab.backends.memory import MemoryInbox
 from mcastlab.errors import (
     BackendError,
@@ -71,8 +71,8 @@ class NatsMessaging:
 
     name = "nats"
     modes: Sequence[str] = ("publish", "ack")
-    self_timed = True  # send and flush bound themselves by their timeout argument
-    inline_modes: Sequence[str] = ("publish",)  # a publish only appends to a buffer: no window needed
+    # send and flush bound themselves by their timeout; a publish only appends to a buffer (no window)
+    capabilities = Capabilities(self_timed=True, inline_modes=("publish",), publish_batch=True)
 
     def __init__(self, servers: str | Sequence[str], *, prefix: str = "mcast",
                  user: str | None = None, password: str | None = None, token: str | None = None,

@@ -40,7 +40,7 @@ class PostgresDurability:
         self._d = quote(f"{prefix}_deliveries")
         self._next_purge = float("-inf")
 
-    async def open(self) -> None:
+    async def open(self, runtime: Any = None) -> None:
         """Connect and create the tables on first open (reference counted)."""
         m, d, p = self._m, self._d, self.prefix
         await self._pool.open(f"""

@@ -41,7 +41,7 @@ from mcastlab.backends._sql_common import (
 )
 from mcastlab.backends._sql_index import number_params, pg_leaf, prefilter
 from mcastlab.backends._sql_pg import PgPool
-from mcastlab.backends.base import ExpiredIdentity
+from mcastlab.backends.base import Capabilities, ExpiredIdentity
 from mcastlab.filters import to_sql
 from mcastlab.identity import Identity
 
@@ -58,6 +58,7 @@ class PostgresRegistry:
     """Identities in PostgreSQL with JSONB metadata; see the module docstring."""
 
     name = "postgres"
+    capabilities = Capabilities(stored_count=True)
 
     def __init__(self, dsn: str, *, table: str = "identities", pool_size: int = 8, timeout: float = 10.0,
                  server_settings: Mapping[str, str] | None = None) -> None:
@@ -71,7 +72,7 @@ class PostgresRegistry:
         self._leaf = pg_leaf("metadata")
 
     # ------------------------------------------------------------------ lifecycle
-    async def open(self) -> None:
+    async def open(self, runtime: Any = None) -> None:
         """Connect and create the table and indexes on first open (reference counted)."""
         t, name = self._t, self.table
         await self._pool.open(f"""
@@ -157,6 +158,10 @@ class PostgresRegistry:
         async with self._pool.conn() as conn:
             rows = await conn.fetch(f"SELECT {_COLUMNS} FROM {self._t} WHERE {where}", *params)
         return make_identities(rows, None if exact else flt.predicate)
+
+    async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        """The ids of the live identities matching ``flt``."""
+        return [i.id for i in await self.query(flt, now=now)]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool
 from mcastlab.backends._subjects import check_key_prefix, encode_token, pack_envelope, unpack_envelope
-from mcastlab.backends.base import ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Message
+from mcastlab.backends.base import ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Capabilities, Message
 from mcastlab.backends.memory import MemoryInbox
 from mcastlab.errors import (
     BackendError,
@@ -54,7 +54,7 @@ class RedisPubSubMessaging:
 
     name = "redis-pubsub"
     modes: Sequence[str] = ("publish", "ack")
-    self_timed = True
+    capabilities = Capabilities(self_timed=True)
 
     def __init__(self, url: str, *, prefix: str = "mcast:",
                  username: str | None = None, password: str | None = None, db: int | None = None,

@@ -67,7 +67,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
 from mcastlab.backends._redis_scripts import SCRIPTS
 from mcastlab.backends._subjects import check_key_prefix, decode_token, encode_token
-from mcastlab.backends.base import ExpiredIdentity
+from mcastlab.backends.base import Capabilities, ExpiredIdentity
 from mcastlab.errors import BackendError, ClosedError, ConfigError, McastlabError, RegistryFullError
 from mcastlab.filters import AllOf, AnyOf, Term, index_token
 from mcastlab.identity import Identity
@@ -122,6 +122,7 @@ class RedisRegistry:
     (``open``/``close`` are reference counted) or use their own objects on the same URL and prefix."""
 
     name = "redis"
+    capabilities = Capabilities(stored_count=True)
 
     def __init__(self, url: str, *, prefix: str = "mcast:",
                  username: str | None = None, password: str | None = None, db: int | None = None,
@@ -160,7 +161,7 @@ class RedisRegistry:
         return f"RedisRegistry({self.url!r}, prefix={self.prefix!r})"
 
     # ------------------------------------------------------------------ lifecycle
-    async def open(self) -> None:
+    async def open(self, runtime: Any = None) -> None:
         """Connect (first open) and load the scripts; raises BackendUnavailableError if Redis is down."""
         self._opens += 1
         if self._opens > 1:
@@ -341,6 +342,10 @@ class RedisRegistry:
     async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
         """Live identities matching ``flt``: index sets narrow server-side, the predicate decides."""
         return await self._rows(flt, now)
+
+    async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        """The ids of the live identities matching ``flt``."""
+        return [i.id for i in await self._rows(flt, now)]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""

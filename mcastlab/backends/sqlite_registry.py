@@ -47,7 +47,7 @@ from mcastlab.backends._sql_common import (
     sqlite_tx,
 )
 from mcastlab.backends._sql_index import is_simple_field, prefilter, sqlite_leaf, sqlite_path
-from mcastlab.backends.base import ExpiredIdentity
+from mcastlab.backends.base import Capabilities, ExpiredIdentity
 from mcastlab.errors import ClosedError, ConfigError, FilterError
 from mcastlab.filters import field_name, field_path, to_sql
 from mcastlab.identity import Identity
@@ -63,6 +63,7 @@ class SqliteRegistry(SqliteStore):
     """Identities in SQLite with JSON metadata; see the module docstring."""
 
     name = "sqlite"
+    capabilities = Capabilities(stored_count=True)
 
     def __init__(self, path: str = ":memory:", *, table: str = "identities",
                  indexes: Iterable[str] = ()) -> None:
@@ -175,6 +176,10 @@ class SqliteRegistry(SqliteStore):
         with sqlite_errors(self.name):
             rows = self._db().execute(f"SELECT {_COLUMNS} FROM {self._t} WHERE {where}", params).fetchall()
         return make_identities(rows, None if exact else flt.predicate)
+
+    async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        """The ids of the live identities matching ``flt``."""
+        return [i.id for i in await self.query(flt, now=now)]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""

@@ -4,14 +4,16 @@ Build them from data and plug them into a coordinator on a SimPyRuntime::
 
     import numpy as np, simpy
     from mcastlab import Config, Coordinator
-    from mcastlab.runtime import SimPyRuntime
-    from mcastlab.sim import make_sim_backends
+        from mcastlab.sim import make_sim_backends
 
-    rt = SimPyRuntime(simpy.Environment())
     reg, msg = make_sim_backends({"faults": [{"target": "messaging", "kind": "outage",
                                               "start": 600, "duration": 30}]},
-                                 runtime=rt, rng=np.random.default_rng(7))
+                                 rng=np.random.default_rng(7))
+    rt = SimPyRuntime(simpy.Environment())
     coord = Coordinator(Config(), registry=reg, messaging=msg, runtime=rt, name="sim-1")
+
+The backends bind to the coordinator's runtime when it opens them (``open(runtime)``, like every
+backend); several coordinators in one environment may share them.
 
 Everything random comes from ``rng`` (one child stream per model), so the same seed gives the same
 frames bit for bit. See :mod:`mcastlab.sim.spec` for the schema, :mod:`mcastlab.sim.fleet` and
@@ -26,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from mcastlab.errors import ConfigError
-from mcastlab.runtime import SimPyRuntime
 from mcastlab.sim.agents import Agent, AgentPool, DeliveryLog, start_agents
 from mcastlab.sim.drivers import Broadcaster, CohortFleet, FleetStats
 from mcastlab.sim.faults import FaultPlan, FaultSpec, parse_fault
@@ -47,13 +48,12 @@ from mcastlab.sim.spec import DEFAULT_CALIBRATION, MessagingSpec, RegistrySpec, 
 
 
 def make_sim_backends(
-    spec: SimSpec | Mapping[str, Any] | None, *, runtime: SimPyRuntime, rng: np.random.Generator
+    spec: SimSpec | Mapping[str, Any] | None, *, rng: np.random.Generator
 ) -> tuple[SimRegistry, SimMessaging]:
-    """Simulated (registry, messaging) for ``runtime`` with all randomness drawn from ``rng``."""
+    """Simulated (registry, messaging) with all randomness drawn from ``rng``; they run in the virtual
+    time of the SimPyRuntime they are opened on."""
     if not isinstance(spec, SimSpec):
         spec = SimSpec.from_dict(spec)
-    if not isinstance(runtime, SimPyRuntime):
-        raise ConfigError(f"simulated backends need a SimPyRuntime, got {type(runtime).__name__}")
     if not isinstance(rng, np.random.Generator):
         raise ConfigError(
             f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
@@ -61,8 +61,8 @@ def make_sim_backends(
     g_reg, g_msg, g_fr, g_fm = spawn_generators(rng, 4)
     reg_faults = FaultPlan([f for f in spec.faults if f.target == "registry"], g_fr)
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
-    registry = SimRegistry(spec.registry, runtime=runtime, rng=g_reg, faults=reg_faults)
-    messaging = SimMessaging(spec.messaging, runtime=runtime, rng=g_msg, faults=msg_faults)
+    registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults)
+    messaging = SimMessaging(spec.messaging, rng=g_msg, faults=msg_faults)
     return registry, messaging
 
 

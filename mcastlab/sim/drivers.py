@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mcastlab.errors import BackendError
+from mcastlab.errors import BackendError, ClosedError
 from mcastlab.sim.fleet import FleetTable
 from mcastlab.sim.registry import SimRegistry
 
@@ -54,7 +54,6 @@ class CohortFleet:
         max_identities: int | None = None,
     ) -> None:
         self.registry, self.fleet = registry, fleet
-        self.runtime = registry.runtime
         self.ttl, self.heartbeat = ttl, heartbeat
         self.cohorts = cohorts or max(1, min(fleet.size, round(heartbeat)))
         self.rng = rng
@@ -67,6 +66,15 @@ class CohortFleet:
         self._members = [np.arange(c, fleet.size, self.cohorts, dtype=np.int64) for c in range(self.cohorts)]
         self.stats = FleetStats()
         self._tasks: list[Any] = []
+
+    @property
+    def runtime(self) -> Any:
+        """The registry's runtime (bound when a coordinator opened it)."""
+        rt = self.registry.runtime
+        if rt is None:
+            raise ClosedError("the simulated registry is not open: start the fleet inside 'async with "
+                              "Coordinator(registry=...)'")
+        return rt
 
     def start(self) -> CohortFleet:
         """Spawn one process per cohort."""
@@ -114,7 +122,7 @@ class CohortFleet:
                         )
                         st.registrations += len(missing)
                         if self.coordinator is not None and added:
-                            self.coordinator.note_registered(added)
+                            self.coordinator.population.added(added)
                 except BackendError:
                     st.failed_batches += 1
                     st.failed_items += len(active)

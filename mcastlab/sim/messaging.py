@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mcastlab.backends.base import DELIVERED, ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Message
+from mcastlab.backends.base import DELIVERED, ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Capabilities, Message
 from mcastlab.backends.memory import Listeners
 from mcastlab.errors import BackendUnavailableError, ClosedError, DeliveryError, OperationTimeoutError
 from mcastlab.runtime import SimAwait, SimPyRuntime
@@ -25,7 +25,7 @@ from mcastlab.sim.faults import DROP, OUTAGE, FaultPlan
 from mcastlab.sim.faults import ERROR as F_ERROR
 from mcastlab.sim.models import Sampler
 from mcastlab.sim.queue import FcfsServer, OpStats
-from mcastlab.sim.registry import spawn_generators
+from mcastlab.sim.registry import bind_runtime, spawn_generators
 
 if TYPE_CHECKING:
     from mcastlab.sim.agents import DeliveryLog
@@ -37,23 +37,21 @@ class SimMessaging:
 
     name = "sim-messaging"
     modes: Sequence[str] = ("publish", "ack")
-    self_timed = True
 
     def __init__(
         self,
         spec: MessagingSpec,
         *,
-        runtime: SimPyRuntime,
         rng: np.random.Generator,
         faults: FaultPlan | None = None,
     ) -> None:
         self.spec = spec
-        self.runtime = runtime
-        self.env = runtime.env
+        self.runtime: SimPyRuntime | None = None  # bound by open(runtime)
+        self.env: Any = None
         # publish sends never block here, so the coordinator fans them out with one worker; ack sends
         # wait for their ack and keep the window. ``inline: true`` makes every mode inline.
-        self.inline = spec.inline
-        self.inline_modes = ("publish",)
+        self.capabilities = Capabilities(
+            self_timed=True, inline_modes=("publish", "ack") if spec.inline else ("publish",))
         g = spawn_generators(rng, 5)
         self._per_message = Sampler(spec.per_message, g[0])
         self._per_request = Sampler(spec.per_request or spec.per_message, g[1])
@@ -75,11 +73,7 @@ class SimMessaging:
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self, runtime: Any) -> None:
-        if runtime is not self.runtime and getattr(runtime, "env", None) is not self.env:
-            raise ClosedError(
-                "SimMessaging was built for another SimPyRuntime; build the backends with "
-                "make_sim_backends(spec, runtime=<the coordinator's runtime>, rng=...)"
-            )
+        self.runtime, self.env = bind_runtime(self, runtime)
         self._open += 1
 
     async def close(self) -> None:
@@ -116,6 +110,8 @@ class SimMessaging:
 
     def inbox(self, identity: str) -> Any:
         """Listen on ``identity``'s inbox; deliveries arrive after their modelled network delay."""
+        if self.runtime is None:
+            raise ClosedError("SimMessaging is not open; use it through 'async with Coordinator(...)'")
         return self._listeners.listen(identity, self.runtime)
 
     # ------------------------------------------------------------------ delivery

@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mcastlab.backends.base import ExpiredIdentity
+from mcastlab.backends.base import Capabilities, ExpiredIdentity
 from mcastlab.backends.memory import MemoryRegistry
-from mcastlab.errors import BackendError, BackendUnavailableError, OperationTimeoutError, RegistryFullError
+from mcastlab.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ClosedError,
+    OperationTimeoutError,
+    RegistryFullError,
+    RuntimeMisuseError,
+)
 from mcastlab.identity import Identity
 from mcastlab.runtime import SimAwait, SimPyRuntime
 from mcastlab.sim.faults import DROP, ERROR, OUTAGE, REGISTRY_OPS, FaultPlan
@@ -35,6 +42,17 @@ if TYPE_CHECKING:
 _by_id = attrgetter("id")
 
 
+def bind_runtime(backend: Any, runtime: Any) -> tuple[SimPyRuntime, Any]:
+    """The runtime a simulated backend opens on: a SimPyRuntime, the same environment on every open."""
+    if not isinstance(runtime, SimPyRuntime):
+        raise RuntimeMisuseError(f"{backend.name} simulates virtual time: open it on a SimPyRuntime, got "
+                          f"{type(runtime).__name__} (live servers need the live backends)")
+    if backend.env is not None and runtime.env is not backend.env:
+        raise ClosedError(f"{backend.name} is already open on another SimPy environment; build new simulated "
+                          "backends (make_sim_backends) for each environment")
+    return runtime, runtime.env
+
+
 def spawn_generators(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
     """``n`` independent child generators of ``rng`` (deterministic given its seed)."""
     try:
@@ -47,19 +65,19 @@ class SimRegistry:
     """Registry protocol in virtual time; see the module docstring."""
 
     name = "sim-registry"
+    capabilities = Capabilities()  # the gauge follows bulk fleet writes through Population.added
 
     def __init__(
         self,
         spec: RegistrySpec,
         *,
-        runtime: SimPyRuntime,
         rng: np.random.Generator,
         faults: FaultPlan | None = None,
         inner: MemoryRegistry | None = None,
     ) -> None:
         self.spec = spec
-        self.runtime = runtime
-        self.env = runtime.env
+        self.runtime: SimPyRuntime | None = None  # bound by open(runtime)
+        self.env: Any = None
         self.inner = inner if inner is not None else MemoryRegistry()
         gens = spawn_generators(rng, 2 * len(REGISTRY_OPS))
         self._service = {
@@ -207,7 +225,8 @@ class SimRegistry:
         return n
 
     # ------------------------------------------------------------------ Registry protocol
-    async def open(self) -> None:
+    async def open(self, runtime: Any) -> None:
+        self.runtime, self.env = bind_runtime(self, runtime)
         await self.inner.open()
 
     async def close(self) -> None:
@@ -279,6 +298,9 @@ class SimRegistry:
             found.extend(fleet.identities(fleet.live(flt, now)))
         await self._wait("query", len(found), factor)
         return found
+
+    async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        return [i.id for i in await self.query(flt, now=now)]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         factor = 1.0 if not self._faulty else await self._gate("count")

@@ -26,7 +26,7 @@ class Backends:
     servers: dict[str, Any] = field(default_factory=dict)
 
 
-def sim_backends(scn: Scenario, runtime: Any, rng: np.random.Generator) -> Backends:
+def sim_backends(scn: Scenario, rng: np.random.Generator) -> Backends:
     """Simulated backends from the scenario's ``sim:`` section (plus backend-outage faults)."""
     label = f"sim:{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
     from mcastlab import sim as mod
@@ -35,7 +35,7 @@ def sim_backends(scn: Scenario, runtime: Any, rng: np.random.Generator) -> Backe
     extra = [f for f in (x.sim_fault() for x in scn.faults) if f is not None]
     if extra:
         spec["faults"] = [*spec.get("faults", []), *extra]
-    reg, msg = mod.make_sim_backends(mod.SimSpec.from_dict(spec, source=scn.source), runtime=runtime, rng=rng)
+    reg, msg = mod.make_sim_backends(mod.SimSpec.from_dict(spec, source=scn.source), rng=rng)
     return Backends(reg, msg, label, durability=_sim_durability(scn))
 
 

@@ -95,7 +95,7 @@ def _context(scn: Scenario, coord: Coordinator, rec: Recorder, tol: float, yield
 def _run_sim(scn: Scenario, rec: Recorder, progress: bool) -> tuple[Context, Backends, bool]:
     env = simpy.Environment()
     rt = SimPyRuntime(env)
-    backends = sim_backends(scn, rt, stream_rng(scn.seed, "sim-backends"))
+    backends = sim_backends(scn, stream_rng(scn.seed, "sim-backends"))
     coord = Coordinator(
         scn.config,
         registry=backends.registry,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mcastlab import Config, Coordinator
-from mcastlab.backends import DELIVERED, ERROR, TIMEOUT, UNAVAILABLE, MemoryMessaging, Message
+from mcastlab.backends import DELIVERED, ERROR, TIMEOUT, UNAVAILABLE, Capabilities, MemoryMessaging, Message
 from mcastlab.errors import BackendUnavailableError, DeliveryError
 from mcastlab.runtime import Runtime, SimPyRuntime
 
@@ -18,8 +18,7 @@ from mcastlab.runtime import Runtime, SimPyRuntime
 class ScriptedMessaging(MemoryMessaging):
     """Memory messaging whose sends take time and fail as scripted per identity."""
 
-    self_timed = False
-    inline = False
+    capabilities = Capabilities()  # sends take time: timed and windowed by the coordinator
     modes: Sequence[str] = ("publish", "ack")
 
     def __init__(self, runtime: Runtime, delay: float = 0.0, script: dict[str, list[str]] | None = None,
@@ -145,7 +144,8 @@ def test_retries_go_in_rounds_so_an_outage_costs_a_few_backoffs_not_one_per_targ
         sim: SimPyRuntime) -> None:
     script = {ident: ["down", "down"] for ident in fleet(50)}
     m = ScriptedMessaging(sim, script=script)
-    m.inline = True  # one worker: per-target backoffs would serialise to 50 x 0.3 s
+    m.capabilities = Capabilities(inline_modes=("publish", "ack"))  # one worker: per-target backoffs
+    # would serialise to 50 x 0.3 s
     cfg = Config(send_retries=2, retry_backoff=0.1)
 
     async def body() -> Any:

@@ -141,8 +141,8 @@ class DeadMessaging(MemoryMessaging):
 
 
 class CountingRegistry(MemoryRegistry):
-    async def open(self) -> None:
-        await super().open()
+    async def open(self, runtime: Runtime | None = None) -> None:
+        await super().open(runtime)
 
     @property
     def opens(self) -> int:

@@ -45,9 +45,10 @@ class SimSetup:
         self.runtime = SimPyRuntime(simpy.Environment())
         self.registry: SimRegistry
         self.messaging: SimMessaging
-        self.registry, self.messaging = make_sim_backends(
-            spec, runtime=self.runtime, rng=np.random.default_rng(seed)
-        )
+        self.registry, self.messaging = make_sim_backends(spec, rng=np.random.default_rng(seed))
+        # bound to this runtime now, so tests may drive the backends without a coordinator
+        self.runtime.run(self.registry.open(self.runtime))
+        self.runtime.run(self.messaging.open(self.runtime))
         config.setdefault("max_identities", None)
         self.coordinator = Coordinator(
             Config(**config),

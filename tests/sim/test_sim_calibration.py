@@ -23,7 +23,7 @@ PARAMS = {"n": 30, "n_small": 5, "reps": 80, "batch": 20}
 
 def sim_workload(spec: Any, seed: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
     rt = SimPyRuntime(simpy.Environment())
-    reg, msg = make_sim_backends(spec, runtime=rt, rng=np.random.default_rng(seed))
+    reg, msg = make_sim_backends(spec, rng=np.random.default_rng(seed))
     coord = Coordinator(
         Config(max_identities=None, default_ttl=3600.0), registry=reg, messaging=msg, runtime=rt, name="cal"
     )

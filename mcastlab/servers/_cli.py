@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mcastlab.errors import McastlabError
-from mcastlab.servers import KINDS, Server, start
+from mcastlab.servers import Server, kinds, start
 
 
 def state_file() -> Path:
@@ -128,14 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mcastlab servers", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start detached servers and print export lines for their URLs")
-    up.add_argument("kinds", nargs="*", metavar="KIND", help="redis, nats or postgres")
+    up.add_argument("kinds", nargs="*", metavar="KIND", help="a server kind: " + ", ".join(kinds()))
     sub.add_parser("status", help="show recorded servers and whether they are alive (exit 1 if any is dead)")
     down = sub.add_parser("down", help="stop recorded servers (all by default) and forget them")
-    down.add_argument("kinds", nargs="*", metavar="KIND", help="redis, nats or postgres")
+    down.add_argument("kinds", nargs="*", metavar="KIND", help="a server kind: " + ", ".join(kinds()))
     try:
         args = parser.parse_args(argv)
-        if bad := [k for k in getattr(args, "kinds", []) if k not in KINDS]:
-            parser.error(f"unknown server kind(s) {', '.join(bad)}; choose from {', '.join(KINDS)}")
+        if bad := [k for k in getattr(args, "kinds", []) if k not in kinds()]:
+            parser.error(f"unknown server kind(s) {', '.join(bad)}; choose from {', '.join(kinds())}")
     except SystemExit as exc:  # --help or a usage error: return its code instead of exiting the caller
         return int(exc.code or 0)
     if args.command == "up":
@@ -144,6 +144,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status()
     return _down(args.kinds)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
