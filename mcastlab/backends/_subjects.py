@@ -99,6 +99,57 @@ def parse_header(value: str | None) -> tuple[str, float, int, bool]:
     return "", 0.0, 1, False
 
 
+_HDR_START = b"NATS/1.0\r\n" + HEADER.encode() + b": "
+_SUBJECT_CACHE = 1 << 20
+
+
+class HpubFramer:
+    """Builds NATS ``HPUB`` frames, byte for byte what ``nats.Client.publish`` writes, for one subject
+    prefix: the inbox subject of each identity is encoded once (cached) and a message's header parts
+    once per (message id, attempt), so a fan-out only formats each identity's subject and send time."""
+
+    __slots__ = ("_head", "_head_key", "prefix", "subjects")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.subjects: dict[str, bytes] = {}
+        self._head_key: tuple[str, int, bool] | None = None
+        self._head = (b"", b"")
+
+    def subject(self, identity: str) -> bytes:
+        """The encoded inbox subject of ``identity``."""
+        subject = self.subjects.get(identity)
+        if subject is None:
+            subject = f"{self.prefix}.{encode_token(identity)}".encode()
+            if len(self.subjects) < _SUBJECT_CACHE:
+                self.subjects[identity] = subject
+        return subject
+
+    def head(self, message: Message) -> tuple[bytes, bytes]:
+        """The header's constant parts around the send time, for ``message``'s id and attempt."""
+        key = (message.id, message.attempt, message.redelivery)
+        if key != self._head_key:
+            mid = message.id.replace("\r", " ").replace("\n", " ")  # an id never breaks its header line
+            self._head = (_HDR_START + f"{message.attempt} {int(message.redelivery)} ".encode(),
+                          f" {mid}\r\n\r\n".encode())
+            self._head_key = key
+        return self._head
+
+    def tail(self, message: Message) -> tuple[bytes, int]:
+        """Everything of a frame after its subject (sizes, header, payload), and the frame's size as NATS
+        counts it against ``max_payload`` (header + payload)."""
+        pre, post = self.head(message)
+        sent = message.sent_at.hex().encode()
+        hdr_len = len(pre) + len(sent) + len(post)
+        size = hdr_len + len(message.payload)
+        return b" %d %d\r\n%b%b%b%b\r\n" % (hdr_len, size, pre, sent, post, message.payload), size
+
+    def frame(self, message: Message) -> tuple[bytes, int]:
+        """One whole ``HPUB`` frame for ``message`` and its counted size."""
+        tail, size = self.tail(message)
+        return b"HPUB " + self.subject(message.identity) + tail, size
+
+
 # --------------------------------------------------------------------------- Redis pub/sub envelope
 
 _MAGIC = b"MC1"
@@ -125,6 +176,7 @@ def unpack_envelope(data: bytes) -> tuple[str, float, int, bool, bytes, bytes]:
 
 __all__ = [
     "HEADER",
+    "HpubFramer",
     "check_key_prefix",
     "check_subject_prefix",
     "decode_token",

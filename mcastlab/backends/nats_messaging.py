@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING, Any
 import nats.errors as nerr
 from nats.aio.client import Client as NatsClient
 
-from mcastlab.backends._subjects import HEADER, check_subject_prefix, encode_token, header_value, parse_header
+from mcastlab.backends._subjects import (
+    HEADER,
+    HpubFramer,
+    check_subject_prefix,
+    encode_token,
+    header_value,
+    parse_header,
+)
 from mcastlab.backends.base import ERROR, NO_LISTENER, TIMEOUT, UNAVAILABLE, Capabilities, Message
 from mcastlab.backends.memory import MemoryInbox
 from mcastlab.errors import (
@@ -54,9 +61,7 @@ from mcastlab.errors import (
 if TYPE_CHECKING:
     from mcastlab.runtime.base import Runtime
 
-_HDR_START = b"NATS/1.0\r\n" + HEADER.encode() + b": "
 _SPILL_BYTES = 1 << 20  # write the buffer out (yielding to nats-py's flusher) beyond this many bytes
-_SUBJECT_CACHE = 1 << 20
 
 _UNAVAILABLE_ERRORS = (nerr.ConnectionClosedError, nerr.OutboundBufferLimitError, nerr.StaleConnectionError,
                        nerr.ConnectionReconnectingError, nerr.ConnectionDrainingError, nerr.NoServersError,
@@ -95,9 +100,7 @@ class NatsMessaging:
         }
         self._nc: Any = None
         self._fast = False  # frame publishes ourselves (see the module docstring)
-        self._subjects: dict[str, bytes] = {}
-        self._head_key: tuple[str, int, bool] | None = None
-        self._head = (b"", b"")
+        self._framer = HpubFramer(prefix)
         self._runtime: Runtime | None = None
         self._opens = 0
         self._down: asyncio.Event | None = None
@@ -112,8 +115,8 @@ class NatsMessaging:
     def __repr__(self) -> str:
         return f"NatsMessaging({self.servers!r}, prefix={self.prefix!r})"
 
-    def subject(self, identity: str) -> str:
-        """The inbox subject of ``identity``."""
+    def subject_for(self, identity: str) -> str:
+        """The inbox subject of ``identity`` (what a device subscribes to; see docs/wire-protocol.md)."""
         return f"{self.prefix}.{encode_token(identity)}"
 
     # ------------------------------------------------------------------ lifecycle
@@ -244,24 +247,15 @@ class NatsMessaging:
             self._note_buffered(message_id)
         first = Message(message_id, payload, identities[0] if identities else "", sent_at)
         try:
-            self._frame(first, nc.max_payload)  # checks the size and primes the shared header
+            self._frame(first, nc.max_payload)  # checks the size
         except DeliveryError as exc:
             return dict.fromkeys(identities, exc.status)
-        pre, post = self._head
-        sent = sent_at.hex().encode()
-        hdr_len = len(pre) + len(sent) + len(post)
-        size = hdr_len + len(payload)
-        tail = b" %d %d\r\n%b%b%b%b\r\n" % (hdr_len, size, pre, sent, post, payload)
-        subjects, cache = self._subjects, len(self._subjects) < _SUBJECT_CACHE
+        tail, _ = self._framer.tail(first)
+        subject_of = self._framer.subject
         pending = nc._pending
         total = 0
         for ident in identities:
-            subject = subjects.get(ident)
-            if subject is None:
-                subject = self.subject(ident).encode()
-                if cache:
-                    subjects[ident] = subject
-            frame = b"HPUB " + subject + tail
+            frame = b"HPUB " + subject_of(ident) + tail
             pending.append(frame)
             total += len(frame)
             if total > _SPILL_BYTES:
@@ -287,31 +281,13 @@ class NatsMessaging:
         return failed
 
     def _frame(self, message: Message, max_payload: int) -> bytes:
-        """One ``HPUB`` frame, byte for byte what ``Client.publish`` would write for this message.
-
-        The header's constant parts are built once per (message id, attempt): a fan-out only formats
-        each identity's subject (cached) and send time.
-        """
-        subject = self._subjects.get(message.identity)
-        if subject is None:
-            subject = self.subject(message.identity).encode()
-            if len(self._subjects) < _SUBJECT_CACHE:
-                self._subjects[message.identity] = subject
-        key = (message.id, message.attempt, message.redelivery)
-        if key != self._head_key:
-            mid = message.id.replace("\r", " ").replace("\n", " ")  # an id never breaks its header line
-            self._head = (_HDR_START + f"{message.attempt} {int(message.redelivery)} ".encode(),
-                          f" {mid}\r\n\r\n".encode())
-            self._head_key = key
-        pre, post = self._head
-        sent = message.sent_at.hex().encode()
-        hdr_len = len(pre) + len(sent) + len(post)
-        payload = message.payload
-        size = hdr_len + len(payload)
+        """One ``HPUB`` frame (see :class:`~mcastlab.backends._subjects.HpubFramer`); DeliveryError if
+        the server would refuse its size."""
+        frame, size = self._framer.frame(message)
         if size > max_payload:
             raise DeliveryError(f"message to {message.identity!r} is {size} bytes; the NATS server accepts "
                                 f"{max_payload}", status=ERROR, backend=self.name)
-        return b"HPUB %b %d %d\r\n%b%b%b%b\r\n" % (subject, hdr_len, size, pre, sent, post, payload)
+        return frame
 
     async def _spill(self, nc: Any, message: Message) -> None:
         """Let nats-py's flusher write out a large buffer (bounds memory on huge fan-outs)."""
@@ -397,7 +373,7 @@ class NatsMessaging:
             box.deliver(Message(mid, msg.data, identity, sent_at, attempt, redelivery, now()))
 
         try:
-            sub = await nc.subscribe(self.subject(identity), cb=on_message)
+            sub = await nc.subscribe(self.subject_for(identity), cb=on_message)
             await nc.flush(timeout=5)
         except Exception as exc:
             raise BackendUnavailableError(f"cannot subscribe {identity!r}'s inbox: {exc!r}",

@@ -88,7 +88,7 @@ class RedisPubSubMessaging:
     def __repr__(self) -> str:
         return f"RedisPubSubMessaging({self.url!r}, prefix={self.prefix!r})"
 
-    def channel(self, identity: str) -> str:
+    def channel_for(self, identity: str) -> str:
         """The inbox channel of ``identity``."""
         return f"{self.prefix}inbox:{encode_token(identity)}"
 
@@ -148,7 +148,7 @@ class RedisPubSubMessaging:
     async def send(self, message: Message, *, mode: str, timeout: float) -> None:
         """PUBLISH one message; in ack mode also wait for the inbox's acknowledgement."""
         pipe = self._p()
-        channel = self.channel(message.identity)
+        channel = self.channel_for(message.identity)
         corr = b""
         fut: asyncio.Future[None] | None = None
         if mode == "ack":
@@ -189,7 +189,7 @@ class RedisPubSubMessaging:
         """Subscribe to ``identity``'s channel (confirmed by Redis before yielding)."""
         self._p()
         assert self._runtime is not None
-        channel = self.channel(identity).encode()
+        channel = self.channel_for(identity).encode()
         box = MemoryInbox(identity, self._runtime)
         self._boxes.setdefault(channel, []).append(box)
         try:

@@ -51,7 +51,7 @@ async def test_a_foreign_message_reaches_the_inbox_with_defaults(nats_server: An
     async with Coordinator(registry=MemoryRegistry(), messaging=msg) as c, c.inbox("dev.1") as box:
         raw = await nats.connect(nats_server.url)
         try:
-            reply = await raw.request(msg.subject("dev.1"), b"hello", timeout=2)
+            reply = await raw.request(msg.subject_for("dev.1"), b"hello", timeout=2)
             assert reply.data == b""  # acknowledged on receipt
         finally:
             await raw.close()
