@@ -133,6 +133,39 @@ return out
 """
 
 
+# KEYS: deadline zset, scratch key. ARGV: now, base, then a plan program as in PLAN (empty: every member).
+# Returns the encoded ids whose deadline is > now, reading no identity hash: the answer of an *exact* plan
+# (multicast targets, counts). The plan's set is intersected with the deadline zset by ZINTERSTORE (in C;
+# a set member scores 1, weighted 0, so the result keeps the deadline) and read by score.
+IDS = """
+local z, tmp, now, base = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local nargs = #ARGV
+if nargs == 2 then return redis.call('ZRANGEBYSCORE', z, '(' .. now, '+inf') end
+local stack, tmps = {}, {}
+local i = 3
+while i <= nargs do
+  local op, a = ARGV[i], ARGV[i + 1]
+  if op == 'T' then
+    stack[#stack + 1] = base .. a
+  else
+    local n, top, keys = tonumber(a), #stack, {}
+    for k = top - n + 1, top do keys[#keys + 1] = stack[k] end
+    for k = top, top - n + 1, -1 do stack[k] = nil end
+    local t = tmp .. ':' .. (#tmps + 1)
+    tmps[#tmps + 1] = t
+    redis.call((op == '&') and 'SINTERSTORE' or 'SUNIONSTORE', t, unpack(keys))
+    stack[#stack + 1] = t
+  end
+  i = i + 2
+end
+redis.call('ZINTERSTORE', tmp, 2, z, stack[1], 'WEIGHTS', 1, 0)
+local out = redis.call('ZRANGEBYSCORE', tmp, '(' .. now, '+inf')
+tmps[#tmps + 1] = tmp
+redis.call('DEL', unpack(tmps))
+return out
+"""
+
+
 def sha1(body: str) -> str:
     """The SHA1 Redis uses to name a script (for EVALSHA)."""
     return hashlib.sha1(body.encode()).hexdigest()
@@ -140,7 +173,7 @@ def sha1(body: str) -> str:
 
 SCRIPTS = {name: (sha1(body), body) for name, body in (
     ("upsert", UPSERT), ("touch", TOUCH), ("remove", REMOVE), ("claim", CLAIM), ("plan", PLAN),
-    ("fetch", FETCH),
+    ("fetch", FETCH), ("ids", IDS),
 )}
 
 __all__ = ["SCRIPTS", "sha1"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcastlab.backends.base import DELIVERED, NO_LISTENER, Capabilities, ExpiredIdentity, Message
 from mcastlab.errors import ClosedError, DeliveryError, RegistryFullError
-from mcastlab.filters import AllOf, And, AnyOf, Compare, In, Or, Term, index_token
+from mcastlab.filters import AllOf, AnyOf, Term, index_token
 from mcastlab.identity import Identity
 from mcastlab.runtime.base import Mailbox
 
@@ -193,7 +193,7 @@ class MemoryRegistry:
             pool: Any = items.values()
         else:
             pool = [items[c] for c in cands]
-            if _plan_is_exact(flt.filter):
+            if flt.exact:
                 return [i for i in pool if i.expires_at is None or now < i.expires_at]
         return [i for i in pool if (i.expires_at is None or now < i.expires_at) and pred(i.metadata)]
 
@@ -201,6 +201,18 @@ class MemoryRegistry:
         return self._select(flt, now)
 
     async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        items = self._items
+        if flt.matches_all:
+            return [k for k, i in items.items() if i.expires_at is None or now < i.expires_at]
+        if flt.exact and flt.plan is not None:  # the index sets are the answer: no record is built
+            cands = self._candidates(flt.plan)
+            if cands is not None:
+                out = []
+                for c in cands:
+                    e = items[c].expires_at
+                    if e is None or now < e:
+                        out.append(c)
+                return out
         return [i.id for i in self._select(flt, now)]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
@@ -236,18 +248,6 @@ class MemoryRegistry:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-def _plan_is_exact(f: Any) -> bool:
-    """True when the index plan selects exactly the matches: only ==/in on indexable top-level keys."""
-    if isinstance(f, Compare):
-        return f.op == "==" and "." not in f.field and "`" not in f.field and index_token(f.value) is not None
-    if isinstance(f, In):
-        return (not f.negated and "." not in f.field and "`" not in f.field
-                and all(index_token(v) is not None for v in f.values))
-    if isinstance(f, And | Or):
-        return all(_plan_is_exact(c) for c in f.children)
-    return False
 
 
 _MISSING = object()

@@ -343,15 +343,34 @@ class RedisRegistry:
         """Live identities matching ``flt``: index sets narrow server-side, the predicate decides."""
         return await self._rows(flt, now)
 
+    async def _live_ids(self, flt: CompiledFilter, now: float) -> list[bytes] | None:
+        """Encoded ids of the live matches, read from index sets and deadlines only (no identity hash),
+        or None when the filter's plan is not exact (its candidates must be read and tested)."""
+        if flt.matches_all:
+            prog: list[str] = []
+        elif flt.exact and flt.plan is not None:
+            prog = plan_program(flt.plan) or []
+            if not prog:
+                return None
+        else:
+            return None
+        tmp = f"{self.base}tmp:{secrets.token_hex(8)}"
+        return list(await self._script("ids", 2, self._zkey, tmp, repr(now), self.base, *prog))
+
     async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
-        """The ids of the live identities matching ``flt``."""
-        return [i.id for i in await self._rows(flt, now)]
+        """The ids of the live identities matching ``flt``: an exact plan is answered by one script over
+        the index sets and deadlines; otherwise candidates are read and tested (ids only are built)."""
+        got = await self._live_ids(flt, now)
+        if got is None:
+            return [i.id for i in await self._rows(flt, now)]
+        return [decode_token(m.decode()) for m in got]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""
         if flt.matches_all:
             return int(await self._call("count", "ZCOUNT", self._zkey, f"({now!r}", "+inf"))
-        return len(await self._rows(flt, now))
+        got = await self._live_ids(flt, now)
+        return len(await self._rows(flt, now)) if got is None else len(got)
 
     # ------------------------------------------------------------------ expiry
     async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:

@@ -79,7 +79,7 @@ from ._convert import to_filter
 from ._field import F, Field, field
 from ._lexical import field_name, field_path, render_field
 from ._parser import parse
-from ._plan import AllOf, AnyOf, IndexPlan, Term, index_token, plan_filter
+from ._plan import AllOf, AnyOf, IndexPlan, Term, index_token, plan_filter, plan_is_exact
 from ._sql import SqlFilter, to_sql
 from ._version import Version, version_key
 
@@ -119,6 +119,7 @@ __all__ = [
     "lookup",
     "parse",
     "plan_filter",
+    "plan_is_exact",
     "render_field",
     "strict_eq",
     "to_filter",

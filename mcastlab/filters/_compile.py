@@ -13,7 +13,7 @@ from ._ast import All, And, Filter, Not, Or
 from ._codegen import Predicate, build_predicate
 from ._convert import to_filter
 from ._parser import parse
-from ._plan import IndexPlan, plan_filter
+from ._plan import IndexPlan, plan_filter, plan_is_exact
 
 DEFAULT_MAX_DEPTH = 5
 DEFAULT_MAX_CLAUSES = 20
@@ -26,7 +26,8 @@ class CompiledFilter:
 
     Call ``predicate(metadata)`` (or the object itself) to test one identity's metadata; in hot loops
     bind ``predicate`` to a local first, which skips one call. ``plan`` (``None`` = full scan) yields a
-    superset of the matches from equality indexes; ``matches_all`` says the predicate is always true.
+    superset of the matches from equality indexes (``exact``: exactly the matches, so a backend need not
+    run the predicate); ``matches_all`` says the predicate is always true.
     """
 
     filter: Filter
@@ -36,6 +37,7 @@ class CompiledFilter:
     depth: int
     clauses: int
     matches_all: bool
+    exact: bool = False
 
     def __call__(self, metadata: Mapping[str, Any]) -> bool:
         return self.predicate(metadata)
@@ -72,6 +74,7 @@ def _compile_tree(f: Filter) -> CompiledFilter:
         depth=f.depth,
         clauses=f.clauses,
         matches_all=constant is True,
+        exact=plan_is_exact(f),
     )
 
 

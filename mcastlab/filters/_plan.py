@@ -9,6 +9,10 @@ matches (the backend then runs the predicate on the candidates), or ``None`` whe
 answer. Candidates of a :class:`Term` are the ids indexed under ``(field, token)``; of :class:`AllOf`
 the intersection of its parts (a backend may skip parts it cannot resolve, which only widens the set);
 of :class:`AnyOf` the union (``AnyOf(())`` is empty: ``x in []`` matches nothing).
+
+:func:`plan_is_exact` tells when the plan's candidates are *exactly* the matches (only ``==`` / ``in``
+on indexable top-level values, combined with and/or): a backend may then answer from its indexes and
+deadlines alone, without reading or testing any metadata (what a multicast needs).
 """
 
 from __future__ import annotations
@@ -104,4 +108,16 @@ def plan_filter(f: Filter) -> IndexPlan | None:
     return None  # Not, !=, <, exists, startswith, contains, All: full scan
 
 
-__all__ = ["AllOf", "AnyOf", "IndexPlan", "Term", "index_token", "plan_filter"]
+def plan_is_exact(f: Filter) -> bool:
+    """True when :func:`plan_filter`'s candidates are exactly ``f``'s matches (see the module docstring)."""
+    if isinstance(f, Compare):
+        return f.op == "==" and _top_level_key(f.field) is not None and index_token(f.value) is not None
+    if isinstance(f, In):
+        return (not f.negated and _top_level_key(f.field) is not None
+                and all(index_token(v) is not None for v in f.values))
+    if isinstance(f, And | Or):
+        return bool(f.children) and all(plan_is_exact(c) for c in f.children)
+    return False
+
+
+__all__ = ["AllOf", "AnyOf", "IndexPlan", "Term", "index_token", "plan_filter", "plan_is_exact"]

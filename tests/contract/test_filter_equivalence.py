@@ -1,5 +1,6 @@
 """Random filters over random registries: every registry returns exactly what the reference predicate
-(and the memory reference registry) returns — including identities that expired but were not swept."""
+(and the memory reference registry) returns — including identities that expired but were not swept —
+from enumerate, count and the ids-only query of a multicast."""
 
 from __future__ import annotations
 
@@ -86,6 +87,9 @@ async def _compare(registry: Any, population: dict[str, tuple[dict[str, Any], bo
             assert got == expected, f"{flt} -> {got}, expected {expected}"
             assert sorted(i.id for i in await ref.enumerate(cf)) == expected
             assert await c.count(cf) == len(expected)
+            # what a multicast targets: ids only (an exact plan reads no metadata)
+            assert sorted(await c.registry.query_ids(cf, now=t[0])) == expected
+            assert sorted(await ref.registry.query_ids(cf, now=t[0])) == expected
         for name in population:
             await c.unregister(name)
 
