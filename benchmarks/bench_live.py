@@ -33,7 +33,7 @@ from mcastlab.backends.base import Message
 
 REGISTER_N = 20_000  # identities per register round
 CALLERS = 100  # concurrent register callers
-RAW_BATCH = 500  # raw baseline: HSET+EXPIRE pairs per pipeline (BASELINES.md)
+RAW_BATCH = 500  # raw baseline: HSET+EXPIRE pairs per pipeline
 POPULATION = 10_000  # identities for the enumerate and multicast benchmarks
 ENUM_FILTER = 'status == "online" and group == 3'  # matches exactly 1,000 of POPULATION
 ROUNDS = 3  # throughput rounds (best counts)

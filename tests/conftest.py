@@ -1,9 +1,12 @@
-"""Shared test settings: hypothesis profiles, and live tests that may not skip in CI."""
+"""Shared test settings: hypothesis profiles, live tests that may not skip in CI, and ``eventually``
+(tests that wait for background work poll until a deadline instead of sleeping a fixed time)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Generator
+import time
+from collections.abc import Awaitable, Callable, Generator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -13,6 +16,29 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+Condition = Callable[[], bool | Awaitable[bool]]
+
+
+async def _eventually(condition: Condition, timeout: float = 10.0, poll: float = 0.01,
+                      what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = condition()
+        if not isinstance(got, bool):
+            got = await got
+        if got:
+            return
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        await asyncio.sleep(poll)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[None]]:
+    """``await eventually(lambda: cond, timeout=10)``: poll a (sync or async) condition until it holds;
+    fails the test at the deadline. For background work (sweeps, reconnects) whose timing varies."""
+    return _eventually
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -173,7 +174,7 @@ __all__ = [
 ]
 
 
-class SqliteStore:
+class SqliteStore(ABC):
     """A reference-counted sqlite3 connection that creates its schema on first open.
 
     Shared by the SQLite registry and durability slot: several coordinators may open one object, the
@@ -186,8 +187,8 @@ class SqliteStore:
     _conn: sqlite3.Connection | None = None
     _opens = 0
 
-    def _schema(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _schema(self) -> str: ...
 
     async def open(self, runtime: Any = None) -> None:
         """Connect and create the schema on first open (reference counted; needs no runtime)."""

@@ -62,10 +62,12 @@ class Filter:
         return 1
 
     def _ident(self) -> tuple[Any, ...]:
-        raise NotImplementedError
+        raise FilterError(f"{type(self).__name__} is not a filter node mcastlab knows: build filters from "
+                          "And, Or, Not, Compare, In, Exists, StartsWith, Contains and All")
 
     def _render(self) -> str:
-        raise NotImplementedError
+        self._ident()  # the same refusal: an unknown node kind cannot be rendered either
+        return ""
 
     def __eq__(self, other: object) -> bool:
         if self is other:

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mcastlab.errors import FilterError
+
 from ._ast import All, And, Compare, Contains, Exists, Filter, In, Not, Or, StartsWith
 from ._lexical import field_path
 from ._version import Version, version_key
@@ -138,7 +140,7 @@ class _Gen:
             return f"(type({t} := {self.access(f.field)}) is str and {t}.startswith({self.const(f.prefix)}))"
         if isinstance(f, Contains):
             return self.contains(f)
-        raise TypeError(f"not a filter node: {f!r}")  # pragma: no cover - AST is closed
+        raise FilterError(f"not a filter node: {f!r}")  # pragma: no cover - AST is closed
 
     def compare(self, f: Compare) -> str:
         op, v, t = f.op, f.value, self.temp()

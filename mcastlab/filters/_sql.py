@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,18 +51,18 @@ class SqlFilter:
     exact: bool
 
 
-class _Field:
+class _Field(ABC):
     """SQL expressions for one field: ``t()`` its JSON type (NULL if missing), ``x()`` its value."""
 
     def __init__(self, b: _Builder, path: tuple[str, ...]) -> None:
         self.b = b
         self.path = path
 
-    def t(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def t(self) -> str: ...
 
-    def x(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def x(self) -> str: ...
 
 
 class _SqliteField(_Field):
@@ -115,7 +116,7 @@ class _PgField(_Field):
         return f"jsonb_typeof({self.x()})"
 
 
-class _Builder:
+class _Builder(ABC):
     TEXT = "text"  # the dialect's name for the JSON string type
 
     def __init__(self, column: str, offset: int) -> None:
@@ -124,11 +125,11 @@ class _Builder:
         self.params: list[Any] = []
         self.exact = True
 
-    def param(self, value: Any) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def param(self, value: Any) -> str: ...
 
-    def field(self, name: str) -> _Field:
-        raise NotImplementedError
+    @abstractmethod
+    def field(self, name: str) -> _Field: ...
 
     def node(self, f: Filter, positive: bool) -> str:
         if isinstance(f, All):
@@ -150,7 +151,7 @@ class _Builder:
             return self.startswith(f)
         if isinstance(f, Contains):
             return self.contains(f)
-        raise TypeError(f"not a filter node: {f!r}")  # pragma: no cover - AST is closed
+        raise FilterError(f"not a filter node: {f!r}")  # pragma: no cover - AST is closed
 
     def version(self, f: Compare, positive: bool) -> str:
         """A superset of the version comparison (a subset when ``positive`` is False)."""
@@ -162,17 +163,17 @@ class _Builder:
             return f"COALESCE({fld.t()} <> '{self.TEXT}', FALSE)"
         return f"COALESCE({fld.t()} = '{self.TEXT}', FALSE)" if positive else "FALSE"
 
-    def compare(self, f: Compare) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def compare(self, f: Compare) -> str: ...
 
-    def isin(self, f: In) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def isin(self, f: In) -> str: ...
 
-    def startswith(self, f: StartsWith) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def startswith(self, f: StartsWith) -> str: ...
 
-    def contains(self, f: Contains) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def contains(self, f: Contains) -> str: ...
 
 
 class _Sqlite(_Builder):

@@ -1,4 +1,4 @@
-"""The tidy frames of DESIGN.md ("Measurement frames"), their documented columns and stable dtypes.
+"""The tidy frames every run produces (docs/architecture.md, "Measurement"), their columns and dtypes.
 
 Frames (one row per event; all times in seconds since the run's origin, float64):
 

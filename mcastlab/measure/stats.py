@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from mcastlab.errors import UsageError
+
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 STATS = ("count", "mean", "p50", "p90", "p99", "p99.9", "max")
 
@@ -43,7 +45,7 @@ def stat(values: np.ndarray | pd.Series, name: str) -> float:
         return float(x.min())
     if name.startswith("p"):
         return float(np.percentile(x, float(name[1:])))
-    raise ValueError(f"unknown statistic {name!r}; use count, sum, mean, min, max or pNN")
+    raise UsageError(f"unknown statistic {name!r}; use count, sum, mean, min, max or pNN")
 
 
 def summary(frames: Mapping[str, pd.DataFrame], *, warmup: float = 0.0) -> pd.DataFrame:

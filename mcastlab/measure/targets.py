@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mcastlab.errors import UsageError
 from mcastlab.measure.frames import conform
 from mcastlab.measure.stats import rolling_rate, stat
 
@@ -181,7 +182,7 @@ def measure(t: TargetSpec, frames: Mapping[str, pd.DataFrame], warmup: float = 0
         return stat(g, t.stat), len(g)
     if m == "expiration_rate":
         return rolling_rate(ex["t_detected"].to_numpy(), t.window), len(ex)
-    raise ValueError(f"unknown metric {m!r}; known: {', '.join(METRICS)}")
+    raise UsageError(f"unknown metric {m!r}; known: {', '.join(METRICS)}")
 
 
 def _passes(value: float, comparison: str, threshold: float) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mcastlab.backends.base import DELIVERED
+from mcastlab.errors import UsageError
 
 KINDS = ("device", "user", "service")
 COLUMNS = ("message_id", "identity", "t_sent", "t_received", "latency_s", "status")
@@ -50,7 +51,7 @@ class DeliveryLog:
         return np.frombuffer(self.t_received, dtype=float) - np.frombuffer(self.t_sent, dtype=float)
 
     def to_frame(self, run: str | None = None) -> Any:
-        """The ``deliveries`` frame (DESIGN.md): run, message_id, identity, t_sent, t_received, ..."""
+        """The ``deliveries`` frame (columns in mcastlab.measure.frames): run, message_id, identity, ..."""
         import pandas as pd
 
         t_sent = np.frombuffer(self.t_sent, dtype=float).copy()
@@ -104,7 +105,7 @@ class AgentPool:
     def start(self, identities: Iterable[str], kind: str = "device") -> list[Agent]:
         """Spawn one agent per identity (call before the multicasts they should see)."""
         if kind not in KINDS:
-            raise ValueError(f"agent kind must be one of {KINDS}, got {kind!r}")
+            raise UsageError(f"agent kind must be one of {KINDS}, got {kind!r}")
         spawn = self.coordinator.runtime.spawn
         started = []
         for ident in identities:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mcastlab.backends.base import ExpiredIdentity
+from mcastlab.errors import ConfigError
 from mcastlab.identity import Identity
 
 _INF = float("inf")
@@ -39,7 +40,7 @@ class FleetTable:
         width: int | None = None,
     ) -> None:
         if size < 1 or not groups:
-            raise ValueError("a fleet needs size >= 1 and at least one metadata group")
+            raise ConfigError("a fleet needs size >= 1 and at least one metadata group")
         self.prefix = prefix
         self.size = size
         self.width = width or len(str(size - 1))
@@ -51,7 +52,7 @@ class FleetTable:
             np.zeros(size, dtype=np.int32) if group_of is None else np.asarray(group_of, dtype=np.int32)
         )
         if self.group.shape != (size,):
-            raise ValueError(f"group_of must have {size} entries")
+            raise ConfigError(f"group_of must have {size} entries, one group id per member")
         self.groups: list[Mapping[str, Any]] = []
         self._group_ids: dict[str, int] = {}
         self._members: tuple[np.ndarray, np.ndarray] | None = None
@@ -59,7 +60,8 @@ class FleetTable:
         for g in groups:
             self.group_id(g)
         if int(self.group.max()) >= len(self.groups) or int(self.group.min()) < 0:
-            raise ValueError("group_of refers to a group that does not exist")
+            raise ConfigError(f"group_of refers to a group that does not exist; there are {len(self.groups)} "
+                              "groups, numbered from 0")
         self.n_present = 0
         self._heap: list[tuple[float, int, np.ndarray]] = []
         self._seq = 0

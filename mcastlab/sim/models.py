@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ConfigError, UsageError
 
 BLOCK = 512
 KINDS = ("constant", "lognormal", "exponential", "empirical")
@@ -215,7 +215,7 @@ def fit_lognormal(samples: Sequence[float] | np.ndarray) -> LogNormal:
     arr = np.asarray(samples, dtype=float)
     arr = arr[arr > 0]
     if arr.size == 0:
-        raise ValueError("fit_lognormal needs positive samples")
+        raise UsageError("fit_lognormal needs at least one positive sample (latencies in seconds)")
     p50, p99 = np.percentile(arr, [50, 99])
     sigma = max(0.0, math.log(p99 / p50) / 2.3263478740408408) if p50 > 0 else 0.0
     return LogNormal(float(p50), float(sigma))

@@ -24,6 +24,7 @@ from mcastlab.errors import (
     BackendError,
     BackendUnavailableError,
     ClosedError,
+    ConfigError,
     OperationTimeoutError,
     RegistryFullError,
     RuntimeMisuseError,
@@ -166,7 +167,8 @@ class SimRegistry:
         fleet = FleetTable(prefix, size, groups, group_of, width=width)
         for f in self.fleets:
             if f.prefix.startswith(prefix) or prefix.startswith(f.prefix):
-                raise ValueError(f"fleet prefix {prefix!r} overlaps fleet prefix {f.prefix!r}")
+                raise ConfigError(f"fleet prefix {prefix!r} overlaps fleet prefix {f.prefix!r}; give each "
+                                  "fleet a prefix that is not a prefix of another's")
         self.fleets.append(fleet)
         return fleet
 

@@ -58,8 +58,9 @@ from mcastlab.sim.models import Model, parse_model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CALIBRATION = REPO_ROOT / "data" / "calibration" / "default.json"
 
-# Constants close to BASELINES.md (Redis via redis.asyncio ~60-70 us per op, NATS e2e p50 0.66 ms,
-# request/reply p50 121 us); a calibration file replaces them with this machine's measurements.
+# Constants close to what was measured on the project's machines (Redis via redis.asyncio ~60-70 us per
+# op, NATS end-to-end p50 0.66 ms, request/reply p50 121 us); a calibration file replaces them with this
+# machine's measurements.
 REGISTRY_DEFAULTS: dict[str, Any] = {
     "servers": 1,
     "connect_timeout": 0.001,

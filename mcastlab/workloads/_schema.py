@@ -194,7 +194,8 @@ def convert(value: Any, tp: Any, *, key: str, source: str, meta: Mapping[str, An
             )
         out = [convert(v, it, key=join(key, i), source=source, meta=meta) for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
-    raise TypeError(f"unsupported schema type {tp!r} at {key}")
+    raise ScenarioError(f"{key}: the scenario schema declares a type it cannot check ({tp!r}); this is a bug "
+                        "in mcastlab's scenario schema", key=key, source=source)
 
 
 def keys_of(cls: type) -> list[str]:

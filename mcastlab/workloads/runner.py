@@ -20,6 +20,7 @@ import simpy
 
 from mcastlab import __version__
 from mcastlab.coordinator import Coordinator
+from mcastlab.errors import BackendError
 from mcastlab.measure.frames import build
 from mcastlab.measure.recorder import Recorder
 from mcastlab.measure.store import RunResult, git_revision, jsonable, machine, package_versions, save_run
@@ -177,7 +178,7 @@ def _run_live(scn: Scenario, rec: Recorder, progress: bool, run_id: str) -> tupl
         except KeyboardInterrupt:
             interrupted = True
     if "ctx" not in state:
-        raise RuntimeError("the live run stopped before it started")
+        raise BackendError("the live run stopped before it started (see the error above)")
     return state["ctx"], backends, interrupted
 
 

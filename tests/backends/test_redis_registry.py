@@ -121,9 +121,8 @@ async def test_random_concurrent_operations_stay_consistent(redis_server: Any, p
 
 async def test_concurrent_calls_share_pipelines(redis_server: Any, prefix: str) -> None:
     reg = RedisRegistry(redis_server.url, prefix=prefix, lanes=2)
-    async with coord(reg) as c:
+    async with coord(reg, auto_sweep=False) as c:  # no background sweep adds commands
         await asyncio.gather(*[c.register(f"d{i}", {"i": i}) for i in range(400)])
-        await asyncio.sleep(0.05)  # the sweeper, woken by the registers, settles into its sleep
         pipe = reg._pipe
         assert pipe is not None
         before = (pipe.batches, pipe.commands)

@@ -279,13 +279,13 @@ async def test_injection_attempts_are_just_data(reg_coordinator: Any) -> None:
         assert await attacker.count() == 0
 
 
-async def test_the_registered_gauge_is_the_shared_count(reg_coordinator: Any) -> None:
+async def test_the_registered_gauge_is_the_shared_count(reg_coordinator: Any, eventually: Any) -> None:
     async with reg_coordinator("a", sweep_interval=0.05, sweep_resolution=0.01) as c1, \
             reg_coordinator("a", sweep_interval=0.05, sweep_resolution=0.01) as c2:
         for i in range(3):
             await c1.register(f"d{i}", {})
         await c2.register("e0", {})
         assert await c1.registry.identities() == 4
-        await asyncio.sleep(0.3)  # a few sweeps: each coordinator's gauge takes the registry's count
         gauge = "multicast_registry_registered_identities"
-        assert c1.metrics.value(gauge) == c2.metrics.value(gauge) == 4
+        # after a sweep, each coordinator's gauge takes the registry's count
+        await eventually(lambda: c1.metrics.value(gauge) == c2.metrics.value(gauge) == 4, what="gauges at 4")
