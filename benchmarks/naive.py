@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Any
 
-from mcastlab.backends.base import ExpiredIdentity
+from mcastlab.backends.base import NO_CAPABILITIES, ExpiredIdentity
 from mcastlab.errors import RegistryFullError
 from mcastlab.filters import CompiledFilter
 from mcastlab.identity import Identity
@@ -14,11 +15,12 @@ class NaiveRegistry:
     """Dict of identities; every query and sweep scans all of them (what the reference POC does)."""
 
     name = "naive"
+    capabilities = NO_CAPABILITIES
 
     def __init__(self) -> None:
         self.items: dict[str, Identity] = {}
 
-    async def open(self) -> None:
+    async def open(self, runtime: Any = None) -> None:
         return None
 
     async def close(self) -> None:
@@ -47,6 +49,9 @@ class NaiveRegistry:
 
     async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
         return [i for i in self.items.values() if i.alive(now) and flt.predicate(i.metadata)]
+
+    async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
+        return [i.id for i in await self.query(flt, now=now)]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         return len(await self.query(flt, now=now))

@@ -1,14 +1,16 @@
 """``mcastlab`` command line: run scenarios, report and compare runs, manage servers, calibrate.
 
-    mcastlab run SCENARIO [--mode sim|live] [--set KEY=VALUE ...] [--out DIR] [--no-plots] [--quiet]
+    mcastlab run SCENARIO [--mode sim|live] [--set KEY=VALUE ...] [--out DIR [--force]] [--no-guard]
+                          [--no-plots] [--quiet] [--check] [-v]
     mcastlab report RUN_DIR [--plots]
     mcastlab compare RUN_DIR RUN_DIR [--plot FILE]
-    mcastlab validate SCENARIO ...
+    mcastlab validate SCENARIO ... [--set KEY=VALUE ...]
     mcastlab servers up|status|down [KIND ...]
     mcastlab calibrate ...
 
-Exit codes: 0 done; 1 a target failed (only with ``--check``); 2 bad input (the message names the
-file, key and fix).
+Exit codes: 0 done; 1 the run failed (the frames measured until then are saved) or, with ``--check``,
+a target did not pass; 2 bad input (the message names the file, key and fix); 130 / 143 interrupted
+by SIGINT / SIGTERM (the frames measured until then are saved, the manifest says so).
 """
 
 from __future__ import annotations
@@ -106,17 +108,56 @@ def reference_text(run: Any) -> str:
     return "\n".join(lines)
 
 
+def throughput_text(run: Any) -> str:
+    """Offered vs achieved operations per second, per operation (from the timeseries frame)."""
+    from mcastlab.measure.timeseries import throughput
+
+    t = throughput(run.timeseries, warmup=run.warmup)
+    if not len(t):
+        return ""
+    rows = [("operation", "offered/s", "achieved/s", "errors/s")]
+    for op, r in t.iterrows():
+        rows.append((str(op), f"{r['offered_rate']:,.2f}", f"{r['achieved_rate']:,.2f}",
+                     f"{r['errors_rate']:,.2f}"))
+    w = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row))
+                     for row in rows)
+
+
+def resources_text(run: Any) -> str:
+    """Busy fraction of each resource (which one gives out first)."""
+    from mcastlab.measure.resources import first_to_give_out
+
+    res = run.manifest.get("resources") or {}
+    busy = res.get("busy") or {}
+    if not busy:
+        return ""
+    parts = ", ".join(f"{k} {v:.0%}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
+    top = first_to_give_out(res)
+    lead = f"; busiest: {top[0]}" if top else ""
+    return f"resources busy ({res.get('source', '?')}): {parts}{lead}"
+
+
 def _report(run: Any, *, header: bool = True) -> None:
     from mcastlab.measure import format_table
 
     m = run.manifest
     if header:
+        state = f", INTERRUPTED by {m.get('signal') or 'a signal'}" if m.get("interrupted") else ""
+        state += ", FAILED" if m.get("error") else ""
         _print(
             f"run {m.get('run')}  ({m.get('mode')}, {m.get('backend')}, seed {m.get('seed')}, "
-            f"{m.get('wall_s', 0):.1f} s wall{', INTERRUPTED' if m.get('interrupted') else ''})"
+            f"{m.get('wall_s', 0):.1f} s wall{state})"
         )
     _print()
     _print(summary_text(run))
+    tp = throughput_text(run)
+    if tp:
+        _print()
+        _print(tp)
+    rs = resources_text(run)
+    if rs:
+        _print(rs)
     a = run.audit()
     _print()
     _print(
@@ -138,33 +179,33 @@ def _report(run: Any, *, header: bool = True) -> None:
         _print(ref)
     _print()
     _print(format_table(run.targets))
-
-
-def _check_writable(out: Path) -> None:
-    from mcastlab.errors import UsageError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".mcastlab-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write the run to {out}: {exc}. Fix: pass a writable --out DIR") from None
+    for w in m.get("warnings") or []:
+        _print(f"warning: {w}")
+    err = m.get("error")
+    if err:
+        _print(f"error: the run stopped on {err.get('type')}: {err.get('message')}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mcastlab.measure.store import new_run_dir
     from mcastlab.workloads import load_scenario, parse_overrides, run_scenario
+    from mcastlab.workloads.runner import RunFailedError
 
     scn = load_scenario(args.scenario, parse_overrides(args.set or []))
     mode = args.mode or scn.mode
     if args.out:
-        out = Path(args.out)
+        out, force = Path(args.out), args.force
     else:
         from datetime import UTC, datetime
 
-        out = Path("data") / "runs" / f"{scn.name}-{mode}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-    _check_writable(out)  # before the run: a long run must not be lost to a bad --out
-    run = run_scenario(scn, mode=mode, out=out, progress=not args.no_progress)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        out, force = new_run_dir(Path("data") / "runs", f"{scn.name}-{mode}-{stamp}"), False
+    failed: RunFailedError | None = None
+    try:
+        run = run_scenario(scn, mode=mode, out=out, progress=not args.no_progress, force=force,
+                           guard_memory=not args.no_guard)
+    except RunFailedError as exc:
+        failed, run = exc, exc.result
     if not args.quiet:
         _report(run)
     if not args.no_plots:
@@ -175,7 +216,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         save_all(run, out / "plots")
     _print(f"\nframes, manifest{'' if args.no_plots else ' and plots'} written to {out}")
-    if args.check and (run.targets["passed"] == False).any():  # noqa: E712 - nullable boolean
+    if run.interrupted:
+        sig = run.manifest.get("signal")
+        print(f"mcastlab run: interrupted by {sig}; kept what was measured", file=sys.stderr)
+        return int(run.manifest.get("exit_code") or 130)
+    if failed is not None:
+        print(f"mcastlab run: {failed}", file=sys.stderr)
+        return 1
+    if args.check and (run.targets["verdict"].isin(["fail", "insufficient"])).any():
         return 1
     return 0
 
@@ -219,12 +267,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from mcastlab.workloads import load_scenario
+    """Everything ``run`` checks before it starts (scenario keys, filters, targets, slots, calibration
+    files, the memory guard's estimate), for each file; exit 2 if any is refused."""
+    from mcastlab.workloads import guard, load_scenario, parse_overrides
 
+    overrides = parse_overrides(args.set or [])
+    bad = 0
     for path in args.scenarios:
-        scn = load_scenario(path)
-        _print(f"{path}: ok ({scn.workload.kind}, {scn.mode}, {scn.duration:g} s)")
-    return 0
+        try:
+            scn = load_scenario(path, overrides)
+            est = guard.estimate(scn)
+        except McastlabError as exc:
+            print(f"mcastlab validate: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        _print(f"{path}: ok ({scn.workload.kind}, {scn.mode}, {scn.duration:g} s, "
+               f"max_identities {scn.config.max_identities:,}, ~{est.peak_bytes / 1e6:,.0f} MB estimated)")
+    return 2 if bad else 0
 
 
 def _delegate(module: str, what: str, argv: Sequence[str]) -> int:
@@ -246,6 +305,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="mcastlab",
         description="The multicast registry pattern, run live or in SimPy virtual time, and measured.",
     )
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="show mcastlab's log (-v: warnings and swallowed exceptions, -vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a scenario; print the targets table; write frames and plots")
     r.add_argument("scenario", help="scenario YAML file (see scenarios/)")
@@ -253,7 +314,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a scenario key (dotted), repeatable"
     )
-    r.add_argument("--out", help="run directory (default: data/runs/<scenario>-<mode>-<time>)")
+    r.add_argument("--out", help="run directory (default: a new data/runs/<scenario>-<mode>-<time>); "
+                   "must be empty or new")
+    r.add_argument("--force", action="store_true", help="replace an existing --out directory whole")
+    r.add_argument("--no-guard", action="store_true",
+                   help="skip the memory guard (runs whose estimate exceeds the available memory)")
     r.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--quiet", action="store_true", help="do not print the summary and targets")
@@ -270,12 +335,28 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=_cmd_compare)
     v = sub.add_parser("validate", help="check scenario files without running them")
     v.add_argument("scenarios", nargs="+")
+    v.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a scenario key (dotted), repeatable"
+    )
     v.set_defaults(fn=_cmd_validate)
     sub.add_parser(
         "servers", help="start/stop local redis/nats/postgres: servers up|status|down", add_help=False
     )
     sub.add_parser("calibrate", help="measure this machine's backends for the simulator", add_help=False)
     return p
+
+
+def _logging(verbosity: int) -> None:
+    """Route the ``mcastlab.*`` loggers to stderr: errors by default, warnings with -v, debug with -vv."""
+    import logging
+
+    level = logging.ERROR if verbosity <= 0 else (logging.WARNING if verbosity == 1 else logging.DEBUG)
+    logger = logging.getLogger("mcastlab")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "calibrate":
         return _delegate("mcastlab.calibrate", "calibrate", argv[1:])
     args = _parser().parse_args(argv)
+    _logging(args.verbose)
     try:
         return int(args.fn(args))
     except McastlabError as exc:

@@ -30,6 +30,7 @@ expiry counts belong to the :class:`~mcastlab.sweeper.Sweeper`, a fan-out report
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
@@ -66,6 +67,7 @@ from mcastlab.runtime.base import Runtime
 from mcastlab.sweeper import Sweeper
 
 Listener = Callable[[OpEvent | ExpirationEvent], None]
+log = logging.getLogger("mcastlab.coordinator")
 
 
 class Coordinator(IdentitySide):
@@ -142,6 +144,7 @@ class Coordinator(IdentitySide):
                 try:
                     await backend.close()
                 except Exception:  # the open's own error is the one worth reporting
+                    log.warning("closing %s after a failed open failed too", backend.name, exc_info=True)
                     self.metrics.operation_error("open", "CloseAfterFailedOpen")
             raise
         # unique across restarts of a coordinator with the same name (durable ids must not repeat),
@@ -216,6 +219,7 @@ class Coordinator(IdentitySide):
             try:
                 listener(event)
             except Exception:  # a broken listener must not fail the operation it observes
+                log.warning("listener %r failed on %s", listener, type(event).__name__, exc_info=True)
                 self.metrics.operation_error("listener", "ListenerError")
 
     @property
@@ -231,9 +235,7 @@ class Coordinator(IdentitySide):
             self._emit(OpEvent(op, t0, self.runtime.now() - t0, False, type(exc).__name__, identity=identity))
 
     def _ttl(self, ttl: object) -> float | None:
-        if ttl is None:
-            return self.config.default_ttl
-        return validate_ttl(ttl)
+        return self.config.default_ttl if ttl is None else validate_ttl(ttl)
 
     # ------------------------------------------------------------------ registry operations
     async def register(self, identity: str, metadata: Any = None, ttl: float | None = None) -> Identity:
@@ -362,6 +364,7 @@ class Coordinator(IdentitySide):
             try:
                 await self.durability.outcome(message_id, statuses, now=self.runtime.now())
             except Exception:  # the fan-out happened; replay will re-offer what is not marked delivered
+                log.warning("recording the outcome of %s failed", message_id, exc_info=True)
                 self.metrics.operation_error("multicast", "DurabilityOutcome")
         t_end = self.runtime.now()
         self.metrics.delivered.observe(delivered)

@@ -97,6 +97,15 @@ class FilterTooComplexError(FilterError):
     """A filter exceeds ``max_filter_depth`` or ``max_clauses``."""
 
 
+class ResourceLimitError(UsageError):
+    """A run would need more of this machine (memory) than it has; the message gives estimate and limit."""
+
+    def __init__(self, message: str, *, needed: float, limit: float) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.limit = limit
+
+
 class UnsupportedError(UsageError):
     """The requested feature or mode is not supported by this backend or not built yet."""
 
@@ -166,6 +175,7 @@ __all__ = [
     "OperationTimeoutError",
     "PayloadTooLargeError",
     "RegistryFullError",
+    "ResourceLimitError",
     "RuntimeMisuseError",
     "ScenarioError",
     "ServerError",

@@ -101,8 +101,10 @@ class FanOut:
             try:
                 failed = await publish_batch(message_id, data, pending, sent_at=runtime.now())
             except BackendError:
+                log.info("publish batch of %s failed: the backend is unavailable", message_id, exc_info=True)
                 failed = dict.fromkeys(pending, UNAVAILABLE)
             except Exception:
+                log.warning("publish batch of %s failed unexpectedly", message_id, exc_info=True)
                 failed = dict.fromkeys(pending, ERROR)
             elapsed = runtime.now() - t0
             for ident in pending:
@@ -146,6 +148,7 @@ class FanOut:
                 else:
                     await self.messaging.flush(timeout, message_id=message_id)
             except Exception as exc:
+                log.info("flush of %s failed: its buffered sends are unconfirmed", message_id, exc_info=True)
                 status = TIMEOUT if isinstance(exc, OperationTimeoutError) else UNAVAILABLE
                 for ident, st in statuses.items():
                     if st == DELIVERED:
@@ -180,6 +183,7 @@ class FanOut:
         except BackendError:
             return UNAVAILABLE
         except Exception:
+            log.warning("send of %s to %r failed unexpectedly", message_id, identity, exc_info=True)
             return ERROR
 
 

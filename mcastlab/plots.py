@@ -18,6 +18,7 @@ from mcastlab.measure.stats import PERCENTILES
 from mcastlab.measure.store import RunResult, as_run
 
 FIGSIZE = (8.0, 4.5)
+TALL_FIGSIZE = (8.0, 7.2)  # stacked panels over time
 DPI = 100
 
 
@@ -149,6 +150,64 @@ def makespan_vs_fanout(run: RunResult | str | Path) -> Figure:
     return fig
 
 
+def fault_windows(run: RunResult) -> list[tuple[float, float, str]]:
+    """``(start, end, label)`` of the scenario's faults (an instant fault has start == end)."""
+    out = []
+    for f in (run.manifest.get("scenario_config") or {}).get("faults") or []:
+        if not isinstance(f, dict) or "at" not in f:
+            continue
+        at = float(f["at"])
+        label = f"{f.get('kind', 'fault')} ({f.get('target', '')})".replace(" ()", "")
+        out.append((at, at + float(f.get("duration", 0.0) or 0.0), label))
+    return out
+
+
+def _shade(ax: Axes, windows: list[tuple[float, float, str]], legend: bool = False) -> None:
+    for i, (a, b, label) in enumerate(windows):
+        name = label if legend and i < 4 else None
+        if b > a:
+            ax.axvspan(a, b, color="tab:red", alpha=0.12, label=name)
+        else:
+            ax.axvline(a, color="tab:red", ls=":", lw=1, label=name)
+
+
+def timeseries(run: RunResult | str | Path) -> Figure:
+    """The run over time, fault windows shaded: offered vs achieved rate, p99 latency per operation,
+    and the registered population with deliveries per second."""
+    run = as_run(run)
+    fig = Figure(figsize=TALL_FIGSIZE, dpi=DPI, layout="constrained")
+    a1, a2, a3 = fig.subplots(3, 1, sharex=True)
+    a1.set_title(f"Over time — {_label(run)}", fontsize=11)
+    ts = run.timeseries
+    if not len(ts):
+        _empty(a1, "timeseries")
+        return fig
+    windows = fault_windows(run)
+    for i, (op, g) in enumerate(ts.groupby("op", sort=True, observed=True)):
+        color = f"C{i % 10}"
+        a1.plot(g["t"], g["achieved_rate"], color=color, lw=1.2, label=f"{op} achieved")
+        a1.plot(g["t"], g["offered_rate"], color=color, lw=0.8, ls="--", label=f"{op} offered")
+        a2.plot(g["t"], g["p99_s"] * 1e3, color=color, lw=1.0, label=str(op))
+    a1.set_ylabel("operations / s")
+    a1.legend(fontsize=6, ncols=2)
+    a2.set_ylabel("p99 latency (ms)")
+    a2.set_yscale("log")
+    a2.legend(fontsize=6)
+    first = ts.drop_duplicates("t")
+    a3.plot(first["t"], first["population"], color="tab:blue", label="registered")
+    a3.set_ylabel("registered")
+    a4 = a3.twinx()
+    a4.plot(first["t"], first["deliveries"] / first["window"], color="tab:green", lw=0.8)
+    a4.set_ylabel("deliveries / s", color="tab:green")
+    a3.set_xlabel("time since start (s)")
+    for k, ax in enumerate((a1, a2, a3)):
+        _shade(ax, windows, legend=k == 2)
+        ax.grid(alpha=0.3)
+    if windows:
+        a3.legend(fontsize=7, loc="lower right")
+    return fig
+
+
 def overlay(
     runs: Sequence[RunResult | str | Path],
     labels: Sequence[str] | None = None,
@@ -191,6 +250,7 @@ FIGURES = {
     "population": population,
     "expiry_lag": expiry_lag,
     "makespan_vs_fanout": makespan_vs_fanout,
+    "timeseries": timeseries,
 }
 
 
@@ -212,6 +272,7 @@ __all__ = [
     "DPI",
     "FIGSIZE",
     "FIGURES",
+    "TALL_FIGSIZE",
     "delivery_histogram",
     "expiry_lag",
     "latency_percentiles",
@@ -219,4 +280,5 @@ __all__ = [
     "overlay",
     "population",
     "save_all",
+    "timeseries",
 ]

@@ -57,7 +57,7 @@ def test_run_writes_frames_manifest_and_plots(run_dir: Path, capsys: pytest.Capt
         "machine",
     } <= set(m)
     assert m["mode"] == "sim" and m["seed"] == 42 and m["counts"]["deaths"] == 10
-    assert len(list((run_dir / "plots").glob("*.png"))) == 5
+    assert len(list((run_dir / "plots").glob("*.png"))) == 6  # incl. the timeseries with fault windows
 
 
 def test_report_prints_the_targets_table(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

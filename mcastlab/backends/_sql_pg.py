@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
@@ -28,6 +29,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InterfaceError,  # e.g. "connection is closed"
     asyncpg.exceptions.InternalClientError,  # e.g. a protocol left mid-operation by a lost server
 )
+
+log = logging.getLogger("mcastlab.backends.postgres")
 
 
 def translate(exc: BaseException, backend: str) -> BaseException | None:
@@ -103,6 +106,7 @@ class PgPool:
             try:
                 await asyncio.wait_for(pool.close(), self.timeout)
             except BaseException:
+                log.warning("PostgreSQL pool did not close cleanly; terminated it", exc_info=True)
                 pool.terminate()
 
     @asynccontextmanager

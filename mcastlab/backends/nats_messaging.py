@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -61,6 +62,7 @@ from mcastlab.errors import (
 if TYPE_CHECKING:
     from mcastlab.runtime.base import Runtime
 
+log = logging.getLogger("mcastlab.backends.nats")
 _SPILL_BYTES = 1 << 20  # write the buffer out (yielding to nats-py's flusher) beyond this many bytes
 
 _UNAVAILABLE_ERRORS = (nerr.ConnectionClosedError, nerr.OutboundBufferLimitError, nerr.StaleConnectionError,
@@ -164,9 +166,11 @@ class NatsMessaging:
     async def _on_error(self, exc: BaseException) -> None:
         self.errors += 1
         self.last_error = exc
+        log.warning("NATS client error (%d so far): %r", self.errors, exc, exc_info=exc)
 
     async def _on_disconnect(self) -> None:
         self.disconnects += 1
+        log.warning("NATS disconnected from %s; reconnecting in the background", self.servers)
         if self._down is not None:
             self._down.set()
 

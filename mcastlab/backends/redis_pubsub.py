@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from mcastlab.runtime.base import Runtime
 
 RedisInbox = MemoryInbox  # one listener: a mailbox filled (and acknowledged) on receipt
+
+log = logging.getLogger("mcastlab.backends.redis_pubsub")
 
 
 class RedisPubSubMessaging:
@@ -245,6 +248,8 @@ class RedisPubSubMessaging:
                 raise
             except Exception:
                 failures += 1
+                log.warning("Redis pub/sub reader lost its connection (%d in a row); reconnecting", failures,
+                            exc_info=True)
                 with contextlib.suppress(Exception):
                     await conn.disconnect()
                 await asyncio.sleep(backoff.compute(failures))

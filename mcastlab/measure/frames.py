@@ -13,11 +13,15 @@ Frames (one row per event; all times in seconds since the run's origin, float64)
 * ``expirations``: run, identity, deadline, t_detected, lag_s
   + extras: coordinator, t_gone / gone_lag_s (when a probe saw the identity stop being returned).
 * ``population``: run, t, registered + extras: alive (ground truth), expired (cumulative).
-* ``targets``: metric, target, achieved, passed + extras: comparison, unit, n, source, run.
+* ``targets``: metric, target, achieved, passed + extras: comparison, unit, n (samples behind the
+  figure), source, run, verdict (pass / fail / insufficient / no data), min_samples (needed to judge).
 * ``multicasts`` (extra frame, one row per multicast): run, message_id, stream, filter, t_start, t_call,
   enumerate_s, targeted, delivered, failed, expected, stale, wrong, missed, duplicated, uncertain,
   received, makespan_s — the targeting audit and makespan (time from the scheduled start to the last
   recipient's receipt).
+* ``timeseries`` (extra frame, one row per window of ``measure.window`` seconds and operation): run, t,
+  window, op, offered_rate, achieved_rate, p50_s, p99_s, n, errors, deliveries, population — see
+  :mod:`mcastlab.measure.timeseries`.
 
 String columns are pandas ``string``, counts ``int64``, flags ``bool`` (``passed`` is nullable
 ``boolean``: n/a when nothing was measured).
@@ -88,6 +92,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "n": I,
         "source": S,
         "run": S,
+        "verdict": S,
+        "min_samples": I,
     },
     "multicasts": {
         "run": S,
@@ -108,6 +114,20 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "uncertain": I,
         "received": I,
         "makespan_s": F,
+    },
+    "timeseries": {
+        "run": S,
+        "t": F,
+        "window": F,
+        "op": S,
+        "offered_rate": F,
+        "achieved_rate": F,
+        "p50_s": F,
+        "p99_s": F,
+        "n": I,
+        "errors": I,
+        "deliveries": I,
+        "population": I,
     },
 }
 FRAMES = tuple(SCHEMAS)
@@ -241,6 +261,7 @@ def build(
             "expired": _a(rec.s_expired, np.int64),
         }
     )
+    frames["timeseries"] = empty("timeseries")  # built by measure.timeseries once the run's end is known
     return {k: conform(v, k) for k, v in frames.items()}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,15 @@ class RunResult:
         return self.frames["multicasts"]
 
     @property
+    def timeseries(self) -> pd.DataFrame:
+        """One row per window and operation: offered vs achieved rate, p50/p99, errors, population."""
+        return self.frames.get("timeseries", empty("timeseries"))
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.manifest.get("interrupted"))
+
+    @property
     def run(self) -> str:
         return str(self.manifest.get("run", ""))
 
@@ -80,12 +90,48 @@ class RunResult:
         )
 
 
+def prepare_out(out_dir: str | Path, *, force: bool = False) -> Path:
+    """Make ``out_dir`` ready for one run, before the run starts: an existing non-empty directory is
+    refused (runs never mix) unless ``force``, which replaces it whole. Checks it is writable."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory; pass a directory path")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise UsageError(f"--out {out} already holds files (another run?); runs never share a directory. "
+                             "Fix: pass a new --out, or --force to replace the directory whole")
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".mcastlab-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write the run to {out}: {exc}. Fix: pass a writable --out DIR") from None
+    return out
+
+
+def new_run_dir(parent: str | Path, stem: str) -> Path:
+    """A fresh directory ``parent/stem`` (or ``stem-2``, ``stem-3`` ...): created atomically, so two
+    runs started in the same second never share one."""
+    base = Path(parent)
+    base.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        path = base / (stem if k == 1 else f"{stem}-{k}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise UsageError(f"{base} holds 10,000 runs named {stem}*; clean it up or pass --out")
+
+
 def save_run(result: RunResult, out_dir: str | Path) -> Path:
     """Write each frame as ``<name>.parquet`` and the manifest as ``manifest.json`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in FRAMES:
-        result.frames[name].to_parquet(out / f"{name}.parquet", index=False)
+        result.frames.get(name, empty(name)).to_parquet(out / f"{name}.parquet", index=False)
     (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2, default=str) + "\n")
     result.out_dir = out
     return out
@@ -237,6 +283,8 @@ __all__ = [
     "jsonable",
     "load_run",
     "machine",
+    "new_run_dir",
     "package_versions",
+    "prepare_out",
     "save_run",
 ]

@@ -11,6 +11,13 @@ A target names a metric, a statistic and a threshold::
 The spec's targets (on unless ``spec_targets: false``): enumerate 1,000 < 20 ms, multicast to 100 <
 100 ms, the SlowEnumerateLatency alert (enumerate p99 < 20 ms) and the HighTTLExpirationRate alert
 (expirations per second over any 5-minute window <= 100).
+
+**Targets that do not overclaim.** A figure resting on too few samples is ``insufficient``, never PASS
+(``passed`` is then NA, and a sweep or knee counts it as not passed). The minimum (``min_samples``,
+settable per target) defaults by statistic: a percentile ``pq`` needs enough samples for about one to lie
+beyond it — 20 for p50..p95 and the mean, 100 for p99, 1,000 for p99.9 (``ceil(1 / (1 - q/100))``, at
+least 20); counts and sums over multicasts need at least one multicast; the expiration-rate alert needs
+at least one expiration and a run at least one window long.
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from mcastlab.errors import UsageError
@@ -60,6 +66,12 @@ class TargetSpec:
     window: float = 300.0
     name: str = ""
     source: str = "scenario"
+    min_samples: int | None = None  # None: the default for the statistic (see the module docstring)
+
+    @property
+    def required(self) -> int:
+        """Samples needed before the target may pass or fail."""
+        return self.min_samples if self.min_samples is not None else default_min_samples(self)
 
     @property
     def unit(self) -> str:
@@ -89,6 +101,22 @@ class TargetSpec:
         if self.metric == "expiration_rate":
             return f"expiration rate, max over {self.window:g} s"
         return f"{what} {self.stat}{band}"
+
+
+_SUMS = ("stale", "wrong", "missed", "duplicated", "delivered_ratio", "error_rate")
+
+
+def default_min_samples(t: TargetSpec) -> int:
+    """The default ``min_samples`` of a target (see the module docstring)."""
+    if t.metric in _SUMS or t.metric == "expiration_rate":
+        return 1
+    stat = t.stat
+    if stat.startswith("p"):
+        q = float(stat[1:])
+        return max(20, math.ceil(1.0 / (1.0 - q / 100.0) - 1e-9)) if q < 100 else 1000
+    if stat in ("mean", "min", "max"):
+        return 20
+    return 1  # count, sum
 
 
 SPEC_TARGETS = (
@@ -194,39 +222,50 @@ def _passes(value: float, comparison: str, threshold: float) -> bool:
     }[comparison]
 
 
+VERDICTS = ("pass", "fail", "insufficient", "no data")
+
+
+def verdict(t: TargetSpec, value: float, n: int, span: float = math.inf) -> str:
+    """``pass``/``fail``, ``insufficient`` (fewer than ``t.required`` samples, or for the expiration-rate
+    alert a run shorter than its window) or ``no data``."""
+    if n == 0 and (t.metric not in _SUMS and t.metric != "expiration_rate"):
+        return "no data"
+    if n < t.required or (t.metric == "expiration_rate" and span < t.window):
+        return "insufficient"
+    if isinstance(value, float) and math.isnan(value):
+        return "no data"
+    return "pass" if _passes(value, t.comparison, t.threshold) else "fail"
+
+
 def evaluate(
-    targets: list[TargetSpec], frames: Mapping[str, pd.DataFrame], *, warmup: float = 0.0, run: str = ""
+    targets: list[TargetSpec], frames: Mapping[str, pd.DataFrame], *, warmup: float = 0.0, run: str = "",
+    span: float = math.inf,
 ) -> pd.DataFrame:
-    """The ``targets`` frame: one row per target with the achieved figure and pass/fail (NA: no data)."""
+    """The ``targets`` frame: one row per target with the achieved figure, the samples behind it, its
+    verdict and ``passed`` (True/False only for pass/fail; NA when insufficient or without data).
+    ``span`` is the measured time after warm-up (seconds)."""
     rows = []
     for t in targets:
         value, n = measure(t, frames, warmup)
-        passed = (
-            pd.NA
-            if (n == 0 and t.metric not in ("stale", "wrong", "missed", "duplicated", "expiration_rate"))
-            or np.isnan(value)
-            else _passes(value, t.comparison, t.threshold)
-        )
+        v = verdict(t, value, n, span)
         rows.append(
             {
                 "metric": t.label,
                 "target": t.threshold,
                 "achieved": value,
-                "passed": passed,
+                "passed": pd.NA if v in ("insufficient", "no data") else v == "pass",
                 "comparison": t.comparison,
                 "unit": t.unit,
                 "n": n,
                 "source": t.source,
                 "run": run,
+                "verdict": v,
+                "min_samples": t.required,
             }
         )
-    return conform(
-        pd.DataFrame(
-            rows,
-            columns=["metric", "target", "achieved", "passed", "comparison", "unit", "n", "source", "run"],
-        ),
-        "targets",
-    )
+    cols = ["metric", "target", "achieved", "passed", "comparison", "unit", "n", "source", "run", "verdict",
+            "min_samples"]
+    return conform(pd.DataFrame(rows, columns=cols), "targets")
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -251,7 +290,10 @@ def format_table(targets: pd.DataFrame) -> str:
     """The targets frame as a fixed-width text table (PASS / FAIL / n/a beside each achieved figure)."""
     rows = [("target", "threshold", "achieved", "n", "result")]
     for r in targets.itertuples(index=False):
-        result = "n/a" if pd.isna(r.passed) else ("PASS" if r.passed else "FAIL")
+        v = str(r.verdict) if not pd.isna(r.verdict) else ("n/a" if pd.isna(r.passed) else
+                                                         ("pass" if r.passed else "fail"))
+        result = {"pass": "PASS", "fail": "FAIL", "no data": "n/a"}.get(
+            v, f"insufficient (n < {int(r.min_samples):,})" if v == "insufficient" else v)
         rows.append(
             (
                 str(r.metric),
@@ -277,4 +319,15 @@ def format_table(targets: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["COMPARISONS", "METRICS", "SPEC_TARGETS", "TargetSpec", "evaluate", "format_table", "measure"]
+__all__ = [
+    "COMPARISONS",
+    "METRICS",
+    "SPEC_TARGETS",
+    "VERDICTS",
+    "TargetSpec",
+    "default_min_samples",
+    "evaluate",
+    "format_table",
+    "measure",
+    "verdict",
+]

@@ -7,8 +7,9 @@ from what the registry answered (the deadline it returned), and multicasts are a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from mcastlab.results import MulticastResult
 from mcastlab.workloads.truth import Truth
 
 OnDone = Callable[[float, int], None] | None
+log = logging.getLogger("mcastlab.workloads.ops")
 
 
 def _err(exc: BaseException) -> str:
@@ -35,6 +37,7 @@ class OpsMixin:
     ttl: float | None
     tol: float
     inflight: int
+    failure: BaseException | None
     _tasks: dict[int, Any]
     _task_seq: int
 
@@ -54,9 +57,22 @@ class OpsMixin:
     async def _tracked(self, key: int, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             await coro
+        except Exception as exc:  # a bug, not a backend failure (those are McastlabErrors, recorded)
+            self.fail(exc)
         finally:
             self.inflight -= 1
             self._tasks.pop(key, None)
+
+    def fail(self, exc: BaseException) -> None:
+        """An unexpected exception in a workload task: log it and stop the run (the first one is kept)."""
+        log.error("a workload task failed; stopping the run", exc_info=exc)
+        if self.failure is None:
+            self.failure = exc
+        self.stop()
+
+    if TYPE_CHECKING:
+
+        def stop(self) -> None: ...  # provided by Context
 
     def on_cut(self, code: int) -> None:
         """A device's operation failed because a backend was unreachable (hook for outages)."""

@@ -117,7 +117,8 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
             "write e.g. '- {metric: latency, op: enumerate, stat: p99, below: 0.02}'",
         )
     d = dict(value)
-    allowed = ("metric", "op", "stat", "min_matched", "max_matched", "window", "name", *COMPARISONS)
+    allowed = ("metric", "op", "stat", "min_matched", "max_matched", "window", "name", "min_samples",
+               *COMPARISONS)
     for k in d:
         if k not in allowed:
             fail(source, join(key, k), "unknown key", f"use {', '.join(allowed)}")
@@ -154,7 +155,7 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
             f"unknown statistic {stat!r}",
             "use count, sum, mean, min, max or p50/p99/p99.9",
         )
-    for k in ("min_matched", "max_matched"):
+    for k in ("min_matched", "max_matched", "min_samples"):
         v = d.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             fail(source, join(key, k), f"expected a whole number >= 0, got {v!r}", f"set {k} to a count")
@@ -174,6 +175,7 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
         float(window),
         str(d.get("name", "")),
         "scenario",
+        d.get("min_samples"),
     )
 
 

@@ -41,6 +41,23 @@ class Arrival:
                 "make end >= start",
             )
 
+    def scaled(self, share: float) -> Arrival:
+        """The same schedule thinned to ``share`` of its events (e.g. one operation of a request mix)."""
+        to = None if self.to is None else self.to * share
+        return Arrival(self.rate * share, self.process, to, self.start, self.end)
+
+    def expected(self, horizon: float, since: float = 0.0) -> float:
+        """Expected events in ``[since, horizon)``."""
+        lo, hi = max(self.start, since), horizon if self.end is None else min(self.end, horizon)
+        if hi <= lo:
+            return 0.0
+        if self.process != "ramp" or self.to is None:
+            return self.rate * (hi - lo)
+        end = horizon if self.end is None else self.end
+        slope = (self.to - self.rate) / max(end - self.start, 1e-12)
+        r = lambda t: self.rate + slope * (t - self.start)  # noqa: E731
+        return (r(lo) + r(hi)) / 2 * (hi - lo)
+
     @property
     def mean_rate(self) -> float:
         """Average events per second over the active window."""

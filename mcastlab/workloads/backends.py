@@ -25,6 +25,17 @@ class Backends:
     versions: dict[str, str] = field(default_factory=dict)
     servers: dict[str, Any] = field(default_factory=dict)
 
+    def busy_s(self) -> dict[str, float]:
+        """Simulated resources' total service time so far (seconds), by resource name."""
+        from mcastlab.sim import SimMessaging, SimRegistry
+
+        out: dict[str, float] = {}
+        if isinstance(self.registry, SimRegistry):
+            out["registry-server"] = self.registry.server.busy
+        if isinstance(self.messaging, SimMessaging):
+            out["messaging-server"] = self.messaging.server.busy
+        return out
+
 
 def sim_backends(scn: Scenario, rng: np.random.Generator) -> Backends:
     """Simulated backends from the scenario's ``sim:`` section (plus backend-outage faults)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from mcastlab.workloads.arrivals import Arrival
 from mcastlab.workloads.truth import Truth
 
 OFFLINE, ONLINE, DEAD = 0, 1, 2
+log = logging.getLogger("mcastlab.workloads.context")
 Callback = Callable[..., object]  # its return value is ignored
 
 
@@ -82,6 +84,7 @@ class Context(OpsMixin):
         self._hb_rng = self.rng("heartbeat-jitter")
         self.deaths: list[int] = []
         self.agent_errors = 0
+        self.failure: BaseException | None = None  # the first unexpected exception of a workload task
         self._stopped = False
 
     # ------------------------------------------------------------------ randomness and scheduling
@@ -101,7 +104,10 @@ class Context(OpsMixin):
         if delay > 0:
             await self.runtime.sleep(delay)
         if not self._stopped and t < self.duration:
-            fn(t, *args)
+            try:
+                fn(t, *args)
+            except Exception as exc:
+                self.fail(exc)
 
     def stream(self, arrival: Arrival, fn: Callback, *args: Any, name: str) -> int:
         """Call ``fn(t, *args)`` at each instant of ``arrival`` (precomputed); returns how many."""
@@ -132,7 +138,11 @@ class Context(OpsMixin):
                 self._sleep_until = -np.inf
                 continue
             _, _, fn, args = pop(heap)
-            fn(t, *args)
+            try:
+                fn(t, *args)
+            except Exception as exc:  # a workload bug: stop the run, keep what was measured
+                self.fail(exc)
+                return
             n += 1
             if every and n % every == 0:
                 await runtime.sleep(0)  # live: let spawned operations start when the generator is behind
@@ -171,8 +181,11 @@ class Context(OpsMixin):
                         receipt(m.id, code, t - origin)
                         m = box.get_nowait()
         except McastlabError:  # could not subscribe (server down): the identity just has no inbox
+            log.warning("agent of %r could not listen on its inbox", name, exc_info=True)
             self.rec.agents.discard(code)
             self.agent_errors += 1
+        except Exception as exc:
+            self.fail(exc)
 
     # ------------------------------------------------------------------ device lifecycle
     def boot(
@@ -261,6 +274,7 @@ class Context(OpsMixin):
             try:
                 got = await coord.get(name)
             except Exception:
+                log.debug("probe of %r failed; trying again", name, exc_info=True)
                 got = True  # the backend failed: try again
             t = self.now()
             if got is None or (got is not True and self._rel(got.expires_at) != deadline):
@@ -282,6 +296,7 @@ class Context(OpsMixin):
         try:
             n = await self.coord.count(None)
         except Exception:
+            log.warning("population sample at t=%.3f s failed (recorded as -1)", t, exc_info=True)
             n = -1
         self.rec.sample(t, n, self.truth.alive_count(t))
 

@@ -11,7 +11,8 @@ Top-level keys (see ``scenarios/*.yaml`` for complete examples)::
     warmup: 120                        # excluded from summaries and targets
     drain: 5                           # seconds after 'duration' for in-flight operations
     slots: {registry: redis, messaging: nats}   # or {registry: {backend: redis, url: ..., prefix: ...}}
-    config: {default_ttl: 300, ...}    # mcastlab.Config keys
+    config: {default_ttl: 300, ...}    # mcastlab.Config keys; max_identities: auto (the default) derives
+                                       # the limit from the workload (peak population + 25 %)
     workload: {kind: iot-fleet, ...}   # see mcastlab.workloads.kinds
     faults: [{kind: outage, at: 600, duration: 30, target: devices}]
     measure: {population_interval: 10, agents: all}
@@ -26,6 +27,8 @@ Top-level keys (see ``scenarios/*.yaml`` for complete examples)::
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,8 @@ from typing import Any, Literal
 import yaml
 
 from mcastlab.config import Config
-from mcastlab.errors import ScenarioError
+from mcastlab.errors import McastlabError, ScenarioError
+from mcastlab.filters import compile_filter
 from mcastlab.measure.targets import SPEC_TARGETS, TargetSpec
 from mcastlab.workloads._schema import fail, parse, spec
 from mcastlab.workloads._sections import (
@@ -63,6 +67,7 @@ class Measure:
     tolerance: float | None = spec(
         None, doc="clock tolerance of the targeting audit (default: 0 sim, 10 ms live)", min=0
     )
+    window: float = spec(1.0, doc="seconds per row of the timeseries frame", gt=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +109,16 @@ class Scenario:
                 source,
                 "config.max_identities",
                 f"{limit} is below the workload's peak population (~{need})",
-                f"set config.max_identities to at least {need}, or null for no limit",
+                f"set config.max_identities to at least {need}, to 'auto' (derived from the workload) "
+                "or to null (no limit; the memory guard still applies)",
             )
+        cfg = self.config
+        for fkey, text in self.workload.filters().items():
+            try:
+                compile_filter(text, max_depth=cfg.max_filter_depth, max_clauses=cfg.max_clauses)
+            except McastlabError as exc:
+                fail(source, fkey, f"makes the filter {text!r}, which is invalid: {exc}",
+                     f"correct {fkey}")
 
     @property
     def all_targets(self) -> list[TargetSpec]:
@@ -204,9 +217,35 @@ def load_scenario(
         if k in data:
             fail(source, k, "is set by the loader", f"remove '{k}'")
     data.setdefault("name", stem)
-    scn = parse(Scenario, {**data, "source": source}, key="", source=source)
+    config = data.get("config")
+    auto = not isinstance(config, Mapping) or config.get("max_identities", "auto") == "auto"
+    parsed = data
+    if auto:  # parse without a limit, then derive it from the workload's peak population
+        base = config if isinstance(config, Mapping) else {}
+        parsed = {**data, "config": {**base, "max_identities": None}}
+        if config is not None and not isinstance(config, Mapping):
+            parsed["config"] = config  # let the parser report the bad section
+    scn = parse(Scenario, {**parsed, "source": source}, key="", source=source)
+    if auto:
+        limit = auto_max_identities(scn)
+        object.__setattr__(scn, "config", dataclasses.replace(scn.config, max_identities=limit))
     object.__setattr__(scn, "raw", data)
     return scn
 
 
-__all__ = ["BACKENDS", "Measure", "Scenario", "Slot", "load_scenario", "parse_overrides", "set_path"]
+def auto_max_identities(scn: Scenario) -> int:
+    """``config.max_identities: auto`` (the default in a scenario): the workload's peak population plus a
+    quarter, so a typo'd fleet cannot grow without bound and a scaled-up one needs no second edit."""
+    return max(16, math.ceil(scn.workload.capacity(scn.duration) * 1.25))
+
+
+__all__ = [
+    "BACKENDS",
+    "Measure",
+    "Scenario",
+    "Slot",
+    "auto_max_identities",
+    "load_scenario",
+    "parse_overrides",
+    "set_path",
+]

@@ -69,13 +69,42 @@ def test_targets_pass_fail_and_na() -> None:
         run="x",
     )
     got = dict(zip(t["metric"], t["passed"], strict=True))
+    verdict = dict(zip(t["metric"], t["verdict"], strict=True))
     assert not got["enumerate p99 (SlowEnumerateLatency alert)"]
     assert got["max"] and pd.isna(got["multicast to 100 identities p99 (100–999 matched)"])
-    assert got["missed"]  # nothing multicast, nothing missed
+    assert verdict["multicast to 100 identities p99 (100–999 matched)"] == "no data"
+    assert pd.isna(got["missed"]) and verdict["missed"] == "insufficient"  # no multicast: nothing audited
     row = t.set_index("metric").loc["enumerate p99 (SlowEnumerateLatency alert)"]
     assert row["achieved"] == pytest.approx(np.percentile([0.001] * 98 + [0.05, 0.06], 99))
     text = format_table(t)
     assert "FAIL" in text and "PASS" in text and "n/a" in text and "< 20.00 ms" in text
+    assert "insufficient (n < 1)" in text
+
+
+@pytest.mark.parametrize(("stat", "n", "needed"), [
+    ("p99", 99, 100), ("p99.9", 999, 1000), ("p50", 19, 20), ("mean", 19, 20), ("p95", 19, 20),
+    ("p99.99", 9_999, 10_000)])
+def test_a_percentile_on_too_few_samples_is_insufficient_never_pass(stat: str, n: int, needed: int) -> None:
+    fast = TargetSpec("latency", 1.0, "<", stat, "enumerate", name="t")
+    assert fast.required == needed
+    few, enough = _run([0.001] * n), _run([0.001] * (n + 1))
+    row = evaluate([fast], few.frames).iloc[0]
+    assert row["verdict"] == "insufficient" and pd.isna(row["passed"]) and row["n"] == n
+    assert row["min_samples"] == needed
+    row = evaluate([fast], enough.frames).iloc[0]
+    assert (row["verdict"] == "pass" and row["passed"] is True) or row["passed"] == True  # noqa: E712
+
+
+def test_min_samples_is_settable_per_target() -> None:
+    t = TargetSpec("latency", 1.0, "<", "p99", "enumerate", name="t", min_samples=5)
+    assert evaluate([t], _run([0.001] * 5).frames).iloc[0]["verdict"] == "pass"
+    assert evaluate([t], _run([0.001] * 4).frames).iloc[0]["verdict"] == "insufficient"
+
+
+def test_the_expiration_rate_alert_needs_a_whole_window_and_an_expiration() -> None:
+    alert = next(t for t in SPEC_TARGETS if t.metric == "expiration_rate")
+    r = _run([0.001] * 5)
+    assert evaluate([alert], r.frames, span=1_000).iloc[0]["verdict"] == "insufficient"  # n = 0
 
 
 def test_compare_runs_side_by_side() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
-from mcastlab.workloads import load_scenario, run_scenario
+from mcastlab.workloads import load_run, load_scenario, run_scenario
 
 from .wl_helpers import SCENARIOS, SIM_SMALL, check_columns, check_invariants
 
@@ -70,7 +72,14 @@ def test_same_seed_same_frames() -> None:
     assert not a.ops["t_start"].equals(c.ops["t_start"])
 
 
-def test_ctrl_c_keeps_what_was_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "KeyboardInterrupt"])
+def test_an_interrupted_run_keeps_what_was_measured(how: str, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Any) -> None:
+    """A real signal (or a KeyboardInterrupt from elsewhere) a third of the way in: the run stops
+    cleanly, keeps and saves every frame measured so far and says which signal stopped it."""
+    import os
+    import signal
+
     import simpy
 
     calls = {"n": 0}
@@ -79,16 +88,22 @@ def test_ctrl_c_keeps_what_was_measured(monkeypatch: pytest.MonkeyPatch) -> None
     def run(self: simpy.Environment, until: float | None = None) -> None:
         calls["n"] += 1
         if calls["n"] == 60:
-            raise KeyboardInterrupt
+            if how == "KeyboardInterrupt":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), getattr(signal, how))
         real_run(self, until)
 
     monkeypatch.setattr(simpy.Environment, "run", run)
-    r = run_scenario(
-        SCENARIOS / "iot-device-management.yaml", overrides=SIM_SMALL["iot-device-management"], progress=False
-    )
+    r = run_scenario(SCENARIOS / "iot-device-management.yaml", overrides=SIM_SMALL["iot-device-management"],
+                     progress=False, out=tmp_path / "run")
     assert r.manifest["interrupted"] is True
+    assert r.manifest["signal"] == ("SIGINT" if how == "KeyboardInterrupt" else how)
+    assert r.manifest["exit_code"] == (143 if how == "SIGTERM" else 130)
     assert 0 < r.ops["t_start"].max() < 520 * 0.5 and len(r.ops) > 100
     check_columns(r.frames)
+    saved = load_run(tmp_path / "run")
+    assert saved.manifest["interrupted"] is True and len(saved.ops) == len(r.ops)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are restored
 
 
 def test_faults_make_a_storm_and_an_avalanche() -> None:

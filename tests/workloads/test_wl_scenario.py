@@ -99,7 +99,8 @@ def _write(tmp_path: Path, data: dict, name: str = "bad.yaml") -> Path:
             "workload.heartbeat.period",
             ["exceed the TTL"],
         ),
-        ({"workload": {"kind": "iot-fleet", "devices": 20000}}, "config.max_identities", ["peak population"]),
+        ({"workload": {"kind": "iot-fleet", "devices": 20000}, "config": {"max_identities": 12000}},
+         "config.max_identities", ["peak population", "auto"]),
         ({"sim": {"registry": {"servers": 0}}}, "sim.", ["sim"]),
     ],
 )

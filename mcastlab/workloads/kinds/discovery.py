@@ -50,6 +50,25 @@ class ServiceDiscovery:
         """Most identities registered at once (about)."""
         return 3 * self.services * self.instances
 
+    def filters(self) -> dict[str, str]:
+        """No filter text comes from scenario values (service names are generated)."""
+        return {}
+
+    def multicast_streams(self) -> dict[str, Any]:
+        """The workload's multicast streams and their arrival schedules (for "too short" warnings)."""
+        return {"drain": self.deploy, "config_update": self.config_update}
+
+    def planned_deaths(self) -> int:
+        return 0  # crashes are a rate, not a planned number
+
+    def estimate(self, duration: float) -> dict[str, float]:
+        """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
+        n = self.services * self.instances
+        beats = n * duration / self.heartbeat.period
+        pushes = (self.config_update.mean_rate + self.deploy.mean_rate) * duration
+        ops = 2 * n + beats + pushes + self.lookup.mean_rate * duration
+        return {"identities": 3 * n, "ops": ops, "deliveries": pushes * self.instances}
+
     def setup(self, ctx: Context) -> None:
         """Start the instances and schedule health changes, crashes, deploys and operator streams."""
         rng = ctx.rng("discovery:fleet")

@@ -68,6 +68,30 @@ class IotFleet:
         """Most identities registered at once (about)."""
         return self.devices
 
+    def filters(self) -> dict[str, str]:
+        """Filter texts built from scenario values, by the key they come from (checked when loading)."""
+        return {"workload.latest_firmware": f'firmware_version < v"{self.latest_firmware}"'}
+
+    def multicast_streams(self) -> dict[str, Any]:
+        """The workload's multicast streams and their arrival schedules (for "too short" warnings)."""
+        return {"firmware_push": self.firmware_push, "warehouse_restart": self.warehouse_restart}
+
+    def planned_deaths(self) -> int:
+        """Identities the deaths schedule kills (if the run lasts past ``deaths.end``)."""
+        return round(self.deaths.fraction * self.devices)
+
+    def estimate(self, duration: float) -> dict[str, float]:
+        """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
+        beats = self.devices * duration / self.heartbeat.period
+        pushes = self.firmware_push.mean_rate * duration
+        restarts = self.warehouse_restart.mean_rate * duration
+        per_wh = self.devices / self.warehouses
+        old = 1.0 - self.firmware.get(self.latest_firmware, 0.0) / max(sum(self.firmware.values()), 1e-12)
+        deliveries = pushes * per_wh * old + restarts * per_wh
+        ops = self.devices + beats + deliveries + (self.dashboard.mean_rate + self.outdated_query.mean_rate
+                                                   ) * duration
+        return {"identities": self.devices, "ops": ops, "deliveries": deliveries}
+
     def setup(self, ctx: Context) -> None:
         """Create the sensors and schedule every stream."""
         rng = ctx.rng("iot:fleet")

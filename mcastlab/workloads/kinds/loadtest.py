@@ -50,6 +50,26 @@ class LoadTest:
         share = self.mix.get("register", 0) / sum(self.mix.values())
         return int(self.rate.mean_rate * min(self.ttl, duration) * share * 1.1) + 16
 
+    def filters(self) -> dict[str, str]:
+        """Filter texts from scenario values, by key (checked when loading)."""
+        return {"workload.filter": self.filter}
+
+    def multicast_streams(self) -> dict[str, Any]:
+        """The multicast share of the request stream (for "too short" warnings)."""
+        share = self.mix.get("multicast", 0) / sum(self.mix.values())
+        return {"request": self.rate.scaled(share)} if share else {}
+
+    def planned_deaths(self) -> int:
+        return 0
+
+    def estimate(self, duration: float) -> dict[str, float]:
+        """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
+        total = sum(self.mix.values())
+        n = self.rate.mean_rate * duration
+        registered = n * self.mix.get("register", 0) / total
+        multicasts = n * self.mix.get("multicast", 0) / total
+        return {"identities": registered, "ops": n, "deliveries": multicasts * registered / 2}
+
     def setup(self, ctx: Context) -> None:
         """Schedule the requests."""
         flt = ctx.coord.compile(self.filter)

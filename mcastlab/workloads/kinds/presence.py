@@ -53,6 +53,26 @@ class Presence:
         """Most identities registered at once (about)."""
         return self.users
 
+    def filters(self) -> dict[str, str]:
+        """No filter text comes from scenario values (rooms are numbered)."""
+        return {}
+
+    def multicast_streams(self) -> dict[str, Any]:
+        """The workload's multicast streams and their arrival schedules (for "too short" warnings)."""
+        return {"room_message": self.room_message, "announcement": self.announcement}
+
+    def planned_deaths(self) -> int:
+        return 0  # dropped sessions linger until their TTL, but are not deaths
+
+    def estimate(self, duration: float) -> dict[str, float]:
+        """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
+        online = self.users * self.online_fraction
+        beats = online * duration / self.heartbeat.period
+        messages = self.room_message.mean_rate * duration
+        deliveries = messages * online / self.rooms + self.announcement.mean_rate * duration * online
+        ops = self.users + beats + messages + self.members_query.mean_rate * duration
+        return {"identities": self.users, "ops": ops, "deliveries": deliveries}
+
     def setup(self, ctx: Context) -> None:
         """Create the users and schedule sessions and operator streams."""
         rng = ctx.rng("presence:sessions")
