@@ -1,4 +1,5 @@
-"""Simulation benchmark (not a test): events/s against bare SimPy, a presence hour and an IoT hour.
+"""Simulation benchmark (not a test): events/s against bare SimPy, a presence hour and an IoT hour
+(the last two through the scenario runner, as a user runs them).
 
 Run ``.venv/bin/python benchmarks/bench_sim.py`` (full sizes; the 1M-device hour takes minutes) or with
 ``--quick`` (10x smaller fleets). Prints each figure beside its goal and the ratio; all from one run on
@@ -24,7 +25,7 @@ import simpy
 
 from mcastlab import Config, Coordinator
 from mcastlab.runtime import SimPyRuntime
-from mcastlab.sim import Broadcaster, CohortFleet, DeliveryLog, make_sim_backends
+from mcastlab.sim import make_sim_backends
 
 SEED = 20240601
 EVENTS_CLIENTS = 2_000
@@ -139,126 +140,46 @@ def tier(kind: str, n_events: int) -> float:
     return (scheduled(env) - start_events) / dt
 
 
-# ---------------------------------------------------------------- fleets
-def fleet_hour(kind: str, p: dict[str, Any]) -> dict[str, Any]:
-    """One simulated hour of the presence or IoT workload; returns wall time and counts."""
-    rt, reg, msg, c = _sim_world()
-    rng_fleet, rng_bc = np.random.default_rng(SEED).spawn(2)
-    expired = [0]
-    c.add_listener(lambda e: expired.__setitem__(0, expired[0] + 1) if hasattr(e, "lag_s") else None)
-    sink = DeliveryLog()
-    if kind == "presence":
-        n = p["users"]
-        rooms = n // p["room_size"]
-        fleet = reg.add_fleet(
-            "user-",
-            n,
-            [{"room": f"room-{r:05d}", "status": "online"} for r in range(rooms)],
-            np.arange(n) % rooms,
-        )
-        msg.attach_sink(sink, "user-")
-        driver = CohortFleet(
-            reg,
-            fleet,
-            ttl=p["ttl"],
-            heartbeat=p["heartbeat"],
-            rng=rng_fleet,
-            churn_per_hour=p["sessions_per_hour"],
-            rejoin_after=p["offline_mean_s"],
-            coordinator=c,
-        )
-        filters = [{"room": f"room-{r:05d}"} for r in range(rooms)]
-        bc = Broadcaster(
-            c,
-            filters,
-            rate=p["broadcasts_per_s"],
-            rng=rng_bc,
-            mode="publish",
-            start=p["heartbeat"],
-            until=p["hour"],
-        )
-    else:
-        n = p["devices"]
-        versions = [f"1.{v}.0" for v in range(p["versions"])]
-        groups = [{"firmware_version": v, "status": "online", "kind": "sensor"} for v in versions]
-        fleet = reg.add_fleet("dev-", n, groups, np.arange(n) % p["versions"])
-        msg.attach_sink(sink, "dev-")
-        driver = CohortFleet(
-            reg,
-            fleet,
-            ttl=p["ttl"],
-            heartbeat=p["heartbeat"],
-            rng=rng_fleet,
-            churn_per_hour=p["deaths_per_hour"],
-            rejoin_after=p["offline_mean_s"],
-            coordinator=c,
-        )
-        old = f'firmware_version < v"{versions[1]}"'  # 10 % of the fleet
-        bc = Broadcaster(
-            c,
-            [old],
-            rate=1.0 / p["firmware_every_s"],
-            rng=rng_bc,
-            mode="publish",
-            start=p["heartbeat"],
-            until=p["hour"],
-        )
+# ---------------------------------------------------------------- scenario hours
+def scenario_hour(path: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """One simulated hour of a shipped scenario through the scenario runner (its engine chosen as a
+    user's run would choose it); returns wall time and what the simulated world did."""
+    from mcastlab.workloads import run_scenario
 
-    async def main() -> None:
-        await c.open()
-        driver.start()
-        bc.start()
-        await rt.sleep(p["hour"])
-        driver.stop()
-        bc.stop()
-        await c.close()
-
-    k0 = scheduled(rt.env)
-    dt, _ = timed(lambda: rt.run(main()))
-    st = driver.stats
-    model_events = (
-        st.heartbeats
-        + st.registrations
-        + expired[0]
-        + len(sink)
-        + bc.sent
-        + sum(x.count for x in reg.stats.ops.values())
-    )
+    over = {"duration": 3600, "warmup": 0, **overrides}
+    gc.collect()
+    dt, r = timed(lambda: run_scenario(path, overrides=over, progress=False))
+    ops = r.ops
+    model_events = int(ops["matched"].where(ops["stream"].isin(["gateway", "gateway-register"]), 1).sum())
+    model_events += len(r.deliveries) + len(r.expirations)
     return {
         "wall_s": dt,
-        "kernel_events": scheduled(rt.env) - k0,
+        "engine": r.manifest["engine"],
+        "identities": r.manifest["counts"]["identities"],
         "model_events": model_events,
-        "heartbeats": st.heartbeats,
-        "registrations": st.registrations,
-        "expired": expired[0],
-        "deliveries": len(sink),
-        "multicasts": bc.sent,
-        "deaths": st.deaths,
-        "rejoins": st.rejoins,
-        "bytes_per_identity": fleet.nbytes / n,
-        "present_at_end": fleet.n_present,
-        "p50_delivery_ms": float(np.median(sink.latency_s)) * 1e3 if len(sink) else float("nan"),
+        "op_rows": len(ops),
+        "expired": len(r.expirations),
+        "deliveries": len(r.deliveries),
+        "multicasts": len(r.multicasts),
+        "p50_delivery_ms": float(r.deliveries["latency_s"].median()) * 1e3,
+        "busiest": max((r.manifest["resources"].get("busy") or {"-": 0.0}).items(), key=lambda kv: kv[1]),
     }
 
 
-def report_fleet(title: str, r: dict[str, Any], goal_s: float) -> None:
+def report_hour(title: str, r: dict[str, Any], goal_s: float) -> None:
     print(f"\n{title}")
     print(
         f"  wall time          {r['wall_s']:8.1f} s   goal < {goal_s:.0f} s   "
         f"ratio goal/actual {goal_s / r['wall_s']:.1f}x   {'PASS' if r['wall_s'] < goal_s else 'FAIL'}"
     )
     print(
-        f"  model events       {r['model_events']:>12,}  ({r['model_events'] / r['wall_s']:,.0f}/s)   "
-        f"kernel events {r['kernel_events']:,} ({r['kernel_events'] / r['wall_s']:,.0f}/s)"
+        f"  engine {r['engine']}, {r['identities']:,} identities; model events {r['model_events']:,} "
+        f"({r['model_events'] / r['wall_s']:,.0f}/s) in {r['op_rows']:,} op rows"
     )
     print(
-        f"  heartbeats {r['heartbeats']:,}  registrations {r['registrations']:,}  expiries {r['expired']:,}  "
-        f"deaths {r['deaths']:,}  rejoins {r['rejoins']:,}"
-    )
-    print(
-        f"  multicasts {r['multicasts']:,}  deliveries {r['deliveries']:,}  delivery p50 "
-        f"{r['p50_delivery_ms']:.3f} ms  memory/identity {r['bytes_per_identity']:.0f} B "
-        f"(columns + deadline heap)  present at end {r['present_at_end']:,}"
+        f"  multicasts {r['multicasts']:,}  deliveries {r['deliveries']:,} "
+        f"(p50 {r['p50_delivery_ms']:.2f} ms)  expiries {r['expired']:,}  "
+        f"busiest resource {r['busiest'][0]} {r['busiest'][1]:.0%}"
     )
 
 
@@ -298,35 +219,18 @@ def main(argv: list[str] | None = None) -> int:
             f"  {label:48s} {np.median(rates):>12,.0f} ev/s   ratio {ratio:.2f}   "
             f"{'PASS' if ratio >= 0.5 else 'below goal'}"
         )
-    before = bare_simpy(n_events)
-    pr = fleet_hour("presence", presence)
-    after = bare_simpy(n_events)
-    bares += [before, after]
-    model_rate = pr["model_events"] / pr["wall_s"]
-    ratio = model_rate / ((before + after) / 2)
-    print(
-        f"  {'presence hour, model events (batched)':48s} {model_rate:>12,.0f} ev/s   ratio "
-        f"{ratio:.2f}   {'PASS' if ratio >= 0.5 else 'below goal'}"
-    )
     print(
         f"  {'(bare SimPy yield env.timeout loop, median)':48s} {np.median(bares):>12,.0f} ev/s   "
         f"(min {min(bares):,.0f}, max {max(bares):,.0f}: a shared machine)"
     )
-    report_fleet(
-        f"2. Presence hour: {presence['users']:,} users, TTL {presence['ttl']:.0f} s, heartbeats every "
-        f"{presence['heartbeat']:.0f} s, rooms of {presence['room_size']}, "
-        f"{presence['broadcasts_per_s']:.0f} room broadcasts/s",
-        pr,
-        60.0,
-    )
+    users = presence["users"] // 10  # no cohort mode for presence: the per-identity engine
+    pr = scenario_hour("scenarios/user-presence.yaml", {"workload.users": users, "measure.agents": "none"})
+    report_hour(f"2. Presence hour: {users:,} users (scenarios/user-presence.yaml, per-identity engine)",
+                pr, 60.0)
     if not args.skip_iot:
-        r = fleet_hour("iot", iot)
-        report_fleet(
-            f"3. IoT hour: {iot['devices']:,} devices, TTL {iot['ttl']:.0f} s, heartbeats every "
-            f"{iot['heartbeat']:.0f} s, firmware multicast to 10 % every {iot['firmware_every_s']:.0f} s",
-            r,
-            600.0,
-        )
+        r = scenario_hour("scenarios/iot-device-management.yaml", {"workload.devices": iot["devices"]})
+        report_hour(f"3. IoT hour: {iot['devices']:,} devices (scenarios/iot-device-management.yaml)", r,
+                    600.0)
     return 0
 
 

@@ -308,8 +308,9 @@ class Coordinator(IdentitySide):
         cfg = self.config
         return compile_filter(flt, max_depth=cfg.max_filter_depth, max_clauses=cfg.max_clauses)
 
-    async def enumerate(self, filter: Any = None) -> list[Identity]:  # noqa: A002 - spec's name
-        """Live identities matching ``filter`` (None, dict, string or Filter), in the backend's order."""
+    async def enumerate(self, filter: Any = None) -> Sequence[Identity]:  # noqa: A002 - spec's name
+        """Live identities matching ``filter`` (None, dict, string or Filter), in the backend's order:
+        a list (a lazy read-only sequence for a million-member simulated fleet)."""
         if self._state != "open":
             await self._ready()
         t0 = self.runtime.now()

@@ -1,15 +1,25 @@
-"""Shared test settings: hypothesis profiles, live tests that may not skip in CI, and ``eventually``
-(tests that wait for background work poll until a deadline instead of sleeping a fixed time)."""
+"""Shared test settings: hypothesis profiles, live tests that may not skip in CI, ``eventually`` (tests
+that wait for background work poll until a deadline instead of sleeping a fixed time) and ``sim_setup``
+(a coordinator on simulated backends, its events as frames)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
+import simpy
 from hypothesis import HealthCheck, settings
+
+from mcastlab import Config, Coordinator
+from mcastlab.results import ExpirationEvent, OpEvent
+from mcastlab.runtime import SimPyRuntime
+from mcastlab.sim import SimMessaging, SimRegistry, make_sim_backends
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
@@ -53,3 +63,63 @@ def pytest_runtest_makereport(
         why = "live test skipped in CI; scripts/test.sh must install its servers"
         report.longrepr = f"{why}: {report.longrepr}"
     return report
+
+
+
+class SimEvents:
+    """Collects coordinator events into ops / expirations frames."""
+
+    def __init__(self) -> None:
+        self.ops: list[OpEvent] = []
+        self.expirations: list[ExpirationEvent] = []
+
+    def __call__(self, event: Any) -> None:
+        (self.ops if isinstance(event, OpEvent) else self.expirations).append(event)
+
+    def ops_frame(self) -> pd.DataFrame:
+        cols = ["op", "t_start", "latency_s", "ok", "error", "matched", "delivered", "failed", "identity"]
+        return pd.DataFrame([{c: getattr(e, c) for c in cols} for e in self.ops], columns=cols)
+
+    def expirations_frame(self) -> pd.DataFrame:
+        rows = [
+            {"identity": e.identity, "deadline": e.deadline, "t_detected": e.t_detected, "lag_s": e.lag_s}
+            for e in self.expirations
+        ]
+        return pd.DataFrame(rows, columns=["identity", "deadline", "t_detected", "lag_s"])
+
+
+class SimSetup:
+    """A SimPy runtime, simulated backends and a coordinator with a recorder attached."""
+
+    def __init__(self, spec: Mapping[str, Any] | None = None, *, seed: int = 1, **config: Any) -> None:
+        self.runtime = SimPyRuntime(simpy.Environment())
+        self.registry: SimRegistry
+        self.messaging: SimMessaging
+        self.registry, self.messaging = make_sim_backends(spec, rng=np.random.default_rng(seed))
+        # bound to this runtime now, so tests may drive the backends without a coordinator
+        self.runtime.run(self.registry.open(self.runtime))
+        self.runtime.run(self.messaging.open(self.runtime))
+        config.setdefault("max_identities", None)
+        self.coordinator = Coordinator(
+            Config(**config),
+            registry=self.registry,
+            messaging=self.messaging,
+            runtime=self.runtime,
+            name="sim",
+        )
+        self.recorder = SimEvents()
+        self.coordinator.add_listener(self.recorder)
+
+    def run(self, coro: Any) -> Any:
+        return self.runtime.run(coro)
+
+
+@pytest.fixture
+def sim_setup() -> type[SimSetup]:
+    return SimSetup
+
+
+@pytest.fixture
+def sim_events() -> type[SimEvents]:
+    """The event collector class (coordinator listener -> ops / expirations frames)."""
+    return SimEvents

@@ -114,7 +114,9 @@ class Registry(Protocol):
 
     async def get(self, identity_id: str, *, now: float) -> Identity | None: ...
 
-    async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]: ...
+    async def query(self, flt: CompiledFilter, *, now: float) -> Sequence[Identity]:
+        """The live matches (a list, or a lazy read-only sequence for very large simulated fleets)."""
+        ...
 
     async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
         """The ids of the live identities matching ``flt`` (what a multicast needs: no metadata)."""

@@ -182,6 +182,21 @@ class Recorder:
         self.r_ident.append(ident)
         self.r_t.append(t_received)
 
+    def receipts(self, message_id: str, codes: np.ndarray, t_received: np.ndarray) -> None:
+        """Many identities' inboxes received ``message_id`` (times relative to the origin)."""
+        n = len(codes)
+        if not n:
+            return
+        idx = self.msg_index.get(message_id)
+        if idx is None:
+            self.r_msg.extend(array("i", [-1]) * n)
+            self.unknown_receipts += n
+            self._pending_receipts.extend([message_id] * n)
+        else:
+            self.r_msg.extend(array("i", [idx]) * n)
+        self.r_ident.frombytes(np.asarray(codes, np.int32).tobytes())
+        self.r_t.frombytes(np.asarray(t_received, np.float64).tobytes())
+
     def resolve_receipts(self) -> None:
         """Attach receipts that arrived before their multicast returned to their message."""
         pending = iter(self._pending_receipts)

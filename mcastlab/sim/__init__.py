@@ -16,8 +16,9 @@ The backends bind to the coordinator's runtime when it opens them (``open(runtim
 backend); several coordinators in one environment may share them.
 
 Everything random comes from ``rng`` (one child stream per model), so the same seed gives the same
-frames bit for bit. See :mod:`mcastlab.sim.spec` for the schema, :mod:`mcastlab.sim.fleet` and
-:mod:`mcastlab.sim.drivers` for the million-identity path, :mod:`mcastlab.sim.agents` for inbox agents.
+frames bit for bit. See :mod:`mcastlab.sim.spec` for the schema and :mod:`mcastlab.sim.fleet` for the
+columnar storage of million-identity fleets (driven by the scenario runner's cohort engine,
+:mod:`mcastlab.workloads.cohort`). This package holds only the simulated backends and their models.
 """
 
 from __future__ import annotations
@@ -28,11 +29,9 @@ from typing import Any
 import numpy as np
 
 from mcastlab.errors import ConfigError
-from mcastlab.sim.agents import Agent, AgentPool, DeliveryLog, start_agents
-from mcastlab.sim.drivers import Broadcaster, CohortFleet, FleetStats
 from mcastlab.sim.faults import FaultPlan, FaultSpec, parse_fault
-from mcastlab.sim.fleet import FleetTable
-from mcastlab.sim.messaging import SimMessaging
+from mcastlab.sim.fleet import FleetTable, FleetView
+from mcastlab.sim.messaging import DeliverySink, SimMessaging
 from mcastlab.sim.models import (
     Constant,
     Empirical,
@@ -68,19 +67,15 @@ def make_sim_backends(
 
 __all__ = [
     "DEFAULT_CALIBRATION",
-    "Agent",
-    "AgentPool",
-    "Broadcaster",
-    "CohortFleet",
     "Constant",
-    "DeliveryLog",
+    "DeliverySink",
     "Empirical",
     "Exponential",
     "FaultPlan",
     "FaultSpec",
     "FcfsServer",
-    "FleetStats",
     "FleetTable",
+    "FleetView",
     "LogNormal",
     "MessagingSpec",
     "OpStats",
@@ -94,5 +89,4 @@ __all__ = [
     "parse_fault",
     "parse_model",
     "spawn_generators",
-    "start_agents",
 ]

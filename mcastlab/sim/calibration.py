@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mcastlab.sim.agents import AgentPool, DeliveryLog
+from mcastlab.workloads.agents import AgentPool, DeliveryLog
 from mcastlab.sim.models import fit_lognormal
 from mcastlab.sim.spec import REGISTRY_DEFAULTS, load_calibration_sim, resolve_calibration
 

@@ -136,6 +136,20 @@ class Sampler:
         self._i = i + 1
         return buf[i] + self.per_item * n if n else buf[i]
 
+    def many(self, n: int, items: int = 0) -> np.ndarray:
+        """``n`` draws at once (each plus ``per_item * items``), for batch operations; from the same
+        stream as single draws (pre-drawn ones are used first)."""
+        if self._const is not None:
+            return np.full(n, self._const + self.per_item * items)
+        rest = self._buf[self._i:]
+        take = rest[:n]
+        self._i += len(take)
+        out = np.asarray(take, float)
+        if len(out) < n:
+            assert self._rng is not None
+            out = np.concatenate([out, self._model.sample(self._rng, n - len(out))])
+        return out + self.per_item * items if items else out
+
     @property
     def model(self) -> Model:
         return self._model

@@ -291,18 +291,28 @@ class SimRegistry:
         await self._wait("get", 0, factor)
         return rec
 
-    async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
+    async def query(self, flt: CompiledFilter, *, now: float) -> Sequence[Identity]:
+        """The matches; a fleet's members come as a lazy :class:`FleetView` (records built on access)."""
         factor = 1.0 if not self._faulty else await self._gate("query")
-        found = await self.inner.query(flt, now=now)
-        if len(found) > 1:
-            found.sort(key=_by_id)  # index sets iterate in hash order: keep runs independent of it
-        for fleet in self.fleets:
-            found.extend(fleet.identities(fleet.live(flt, now)))
+        found: Sequence[Identity] = await self.inner.query(flt, now=now)
+        views = [v for v in (f.view(f.live(flt, now)) for f in self.fleets) if len(v)]
+        if views and not found and len(views) == 1:
+            found = views[0]
+        else:
+            rows = sorted(found, key=_by_id)  # index sets iterate in hash order: keep runs independent of it
+            for v in views:
+                rows.extend(v)
+            found = rows
         await self._wait("query", len(found), factor)
         return found
 
     async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
-        return [i.id for i in await self.query(flt, now=now)]
+        factor = 1.0 if not self._faulty else await self._gate("query")
+        ids = sorted(await self.inner.query_ids(flt, now=now))
+        for fleet in self.fleets:
+            ids.extend(fleet.names(fleet.live(flt, now)))
+        await self._wait("query", len(ids), factor)
+        return ids
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         factor = 1.0 if not self._faulty else await self._gate("count")

@@ -24,6 +24,7 @@ from mcastlab.results import ExpirationEvent
 from mcastlab.runtime import AsyncioRuntime, SimPyRuntime
 from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.workloads.backends import Backends, live_backends, sim_backends
+from mcastlab.workloads.cohort import FleetContext
 from mcastlab.workloads.context import Context, stream_rng
 from mcastlab.workloads.faults import Outage
 from mcastlab.workloads.interrupt import Interruption
@@ -67,11 +68,16 @@ def progress_bar(total: float, desc: str, enabled: bool, unit: str = "s") -> Any
     return tqdm(total=round(total, 3), desc=desc, unit=unit, file=sys.stderr, bar_format=fmt, leave=False)
 
 
-def _context(scn: Scenario, coord: Coordinator, rec: Recorder, tol: float, yield_every: int) -> Context:
+def _context(scn: Scenario, coord: Coordinator, rec: Recorder, tol: float, yield_every: int,
+             backends: Backends | None = None) -> Context:
     m = scn.measure
-    ctx = Context(coordinator=coord, seed=scn.seed, recorder=rec, duration=scn.duration, ttl=scn.ttl,
-                  agents=m.agents, tol=tol, probe_interval=m.probe_interval, probe_max=m.probe_max,
-                  yield_every=yield_every)
+    kw: dict[str, Any] = {"coordinator": coord, "seed": scn.seed, "recorder": rec, "duration": scn.duration,
+                          "ttl": scn.ttl, "agents": m.agents, "tol": tol, "probe_interval": m.probe_interval,
+                          "probe_max": m.probe_max, "yield_every": yield_every}
+    if backends is not None:  # the cohort engine
+        ctx: Context = FleetContext(registry=backends.registry, messaging=backends.messaging, **kw)
+    else:
+        ctx = Context(**kw)
     origin = ctx.origin
 
     def on_event(ev: Any) -> None:
@@ -97,7 +103,9 @@ def drive_sim(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interruptio
     rt.run(coord.open())
     bar = progress_bar(scn.duration + scn.drain, f"{scn.name} [sim]", progress)
     try:
-        ctx = drive.ctx = _context(scn, coord, rec, scn.measure.tolerance or 0.0, 0)
+        cohort = scn.resolved_engine("sim") == "cohort"
+        ctx = drive.ctx = _context(scn, coord, rec, scn.measure.tolerance or 0.0, 0,
+                                   backends if cohort else None)
         rt.spawn(ctx.run_loop(scn.duration))
         end = ctx.origin + scn.duration + scn.drain
         step = max((end - env.now) / 200, 1e-3)

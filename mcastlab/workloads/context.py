@@ -17,7 +17,7 @@ import heapq
 import itertools
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -189,7 +189,7 @@ class Context(OpsMixin):
 
     # ------------------------------------------------------------------ device lifecycle
     def boot(
-        self, t: float, code: int, metadata: dict[str, Any] | None = None, *, stream: str = "register"
+        self, t: float, code: int, metadata: Mapping[str, Any] | None = None, *, stream: str = "register"
     ) -> None:
         """Register at ``t`` (if devices can reach the service) and start heartbeating."""
         if self.state[code] == DEAD:
@@ -241,7 +241,8 @@ class Context(OpsMixin):
         self.at(max(t, float(self.truth.deadline[code])), self._probe_start, code)
 
     def reboot(
-        self, t: float, code: int, down: float, metadata: dict[str, Any] | None = None, stream: str = "reboot"
+        self, t: float, code: int, down: float, metadata: Mapping[str, Any] | None = None,
+        stream: str = "reboot"
     ) -> None:
         """Go offline now and boot again (re-register) ``down`` seconds later."""
         if self.state[code] != ONLINE:
@@ -249,13 +250,63 @@ class Context(OpsMixin):
         self.go_offline(code)
         self.at(t + down, self._reboot_up, code, self.gen[code], metadata, stream)
 
-    def _reboot_up(self, t: float, code: int, gen: int, metadata: dict[str, Any] | None, stream: str) -> None:
+    def _reboot_up(self, t: float, code: int, gen: int, metadata: Mapping[str, Any] | None,
+                   stream: str) -> None:
         if self.gen[code] == gen and self.state[code] == OFFLINE:
             self.boot(t, code, metadata, stream=stream)
 
     def online(self) -> np.ndarray:
         """Codes of devices currently online (heartbeating)."""
         return np.flatnonzero(np.asarray(self.state, np.int8) == ONLINE)
+
+    # ------------------------------------------------------------------ many devices at once
+    # Workload kinds and faults act on groups of devices through these; the cohort engine
+    # (mcastlab.workloads.cohort.FleetContext) implements them on numpy columns.
+    def kill_at(self, times: np.ndarray, codes: np.ndarray) -> None:
+        """Each device ``codes[i]`` dies at ``times[i]``."""
+        for code, t in zip(codes.tolist(), times.tolist(), strict=True):
+            self.at(float(t), self.kill, int(code))
+
+    def kill_many(self, t: float, codes: np.ndarray) -> None:
+        """Those of ``codes`` still online die now."""
+        for code in codes.tolist():
+            if self.state[code] == ONLINE:
+                self.kill(t, code)
+
+    def reboot_many(self, t: float, codes: np.ndarray, downs: np.ndarray | float,
+                    update: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None, stream: str) -> None:
+        """Each device goes offline now and boots again ``downs[i]`` seconds later, registering
+        ``update(its metadata)`` when given."""
+        down = np.broadcast_to(np.asarray(downs, float), len(codes))
+        meta = self.truth.meta
+        for code, d in zip(codes.tolist(), down.tolist(), strict=True):
+            self.reboot(t, code, d, None if update is None else update(meta[code]), stream)
+
+    def boot_together(self, t: float, codes: np.ndarray, *, jitter: float, stream: str) -> None:
+        """The devices reboot in this instant (registering now) and heartbeat with ``jitter`` after."""
+        for code in codes.tolist():
+            self.jitter[code] = jitter
+            self.go_offline(code)
+            self.boot(t, code, stream=stream)
+
+    def cut_off(self, codes: np.ndarray) -> None:
+        """The devices lose their connection (subscriptions drop); they reconnect when the outage ends."""
+        self.cut.update(codes.tolist())
+
+    def reconnect_cut(self, t: float, spread: float, rng: np.random.Generator) -> None:
+        """Every cut-off device that is not dead reconnects (registers again) within ``spread`` seconds."""
+        codes = sorted(self.cut)
+        self.cut.clear()
+        for code in codes:
+            if self.state[code] == DEAD:
+                continue
+            delay = float(rng.uniform(0, spread)) if spread else 0.0
+            self.go_offline(code)
+            self.at(t + delay, self._reconnect, code)
+
+    def _reconnect(self, t: float, code: int) -> None:
+        if self.state[code] != DEAD:
+            self.boot(t, code, stream="reconnect")
 
     # ------------------------------------------------------------------ probes and sampling
     def _probe_start(self, t: float, code: int) -> None:

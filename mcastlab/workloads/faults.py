@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from mcastlab.workloads._schema import fail, join, parse, spec
-from mcastlab.workloads.context import DEAD, ONLINE, Context
+from mcastlab.workloads.context import Context
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +47,10 @@ class Outage:
         if self.target == "devices":
             ctx.blocked_until = max(ctx.blocked_until, t + self.duration)
         elif self.target == "messaging":
-            ctx.cut.update(int(c) for c in ctx.online())
+            ctx.cut_off(ctx.online())
 
     def _end(self, t: float, ctx: Context) -> None:
-        rng = ctx.rng(f"reconnect@{self.at}")
-        codes = sorted(ctx.cut)
-        ctx.cut.clear()
-        for code in codes:
-            if ctx.state[code] == DEAD:
-                continue
-            delay = float(rng.uniform(0, self.reconnect_spread)) if self.reconnect_spread else 0.0
-            ctx.go_offline(code)
-            ctx.at(t + delay, _reconnect, ctx, code)
-
-
-def _reconnect(t: float, ctx: Context, code: int) -> None:
-    if ctx.state[code] != DEAD:
-        ctx.boot(t, code, stream="reconnect")
+        ctx.reconnect_cut(t, self.reconnect_spread, ctx.rng(f"reconnect@{self.at}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,19 +76,10 @@ class ExpiryAvalanche:
             return
         rng = ctx.rng(f"avalanche@{self.at}")
         k = max(1, round(self.fraction * len(online)))
-        chosen = sorted(int(c) for c in rng.choice(online, size=k, replace=False))
-        for code in chosen:
-            ctx.jitter[code] = self.jitter
-            ctx.go_offline(code)
-            ctx.boot(t, code, stream="synchronised-boot")
+        chosen = np.sort(rng.choice(online, size=k, replace=False))
+        ctx.boot_together(t, chosen, jitter=self.jitter, stream="synchronised-boot")
         if self.die_after is not None:
-            ctx.at(t + self.die_after, _kill_all, ctx, chosen)
-
-
-def _kill_all(t: float, ctx: Context, codes: list[int]) -> None:
-    for code in codes:
-        if ctx.state[code] == ONLINE:
-            ctx.kill(t, code)
+            ctx.at(t + self.die_after, lambda t_die: ctx.kill_many(t_die, chosen))
 
 
 FAULT_KINDS: dict[str, type] = {"outage": Outage, "expiry_avalanche": ExpiryAvalanche}

@@ -62,7 +62,7 @@ def run_scenario(
     if mode not in ("sim", "live"):
         raise ScenarioError(f"mode must be 'sim' or 'live', got {mode!r}. Fix: --mode sim or --mode live",
                             key="mode")
-    estimate = guard.check(scn) if guard_memory else guard.estimate(scn)
+    estimate = guard.check(scn, mode) if guard_memory else guard.estimate(scn, mode)
     out_dir = _prepare_out(out, force=force) if out is not None else None
     started = datetime.now(UTC)
     run_id = f"{scn.name}-{mode}-s{scn.seed}-{started.strftime('%Y%m%dT%H%M%S')}"
@@ -118,7 +118,7 @@ def _result(scn: Scenario, mode: str, run_id: str, started: datetime, wall: floa
         "source": scn.source,
         "description": scn.description,
         "mode": mode,
-        "engine": "per-identity",
+        "engine": scn.resolved_engine(mode),
         "seed": scn.seed,
         "duration": scn.duration,
         "warmup": scn.warmup,

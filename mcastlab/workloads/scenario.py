@@ -53,6 +53,8 @@ from mcastlab.workloads._sections import (
 )
 from mcastlab.workloads.kinds import Workload, parse_workload
 
+COHORT_THRESHOLD = 20_000  # engine: auto switches to the cohort engine at this many identities (sim)
+
 
 @dataclass(frozen=True, slots=True)
 class Measure:
@@ -80,6 +82,8 @@ class Scenario:
     name: str = spec("scenario", doc="scenario name")
     description: str = spec("", doc="what the scenario models")
     mode: Literal["sim", "live"] = spec("sim", doc="sim (virtual time) or live (real servers)")
+    engine: Literal["auto", "per-identity", "cohort"] = spec(
+        "auto", doc="load engine: per-identity, cohort (vectorised fleets, sim only) or auto")
     seed: int = spec(1, doc="seed of every random stream", min=0)
     duration: float = spec(60.0, doc="seconds of workload", gt=0)
     warmup: float = spec(0.0, doc="seconds excluded from summaries", min=0)
@@ -95,6 +99,9 @@ class Scenario:
     raw: dict[str, Any] = spec({}, doc="(set by the loader)")
 
     def check(self, key: str, source: str) -> None:
+        if self.engine == "cohort" and not self.workload.cohort_mode:
+            fail(source, "engine", f"the {self.workload.kind} workload has no cohort mode (iot-fleet has)",
+                 "use engine: per-identity or auto")
         if self.warmup >= self.duration:
             fail(
                 source,
@@ -124,6 +131,15 @@ class Scenario:
     def all_targets(self) -> list[TargetSpec]:
         """The scenario's targets, then the spec's (if ``spec_targets``)."""
         return [*self.targets, *(SPEC_TARGETS if self.spec_targets else ())]
+
+    def resolved_engine(self, mode: str | None = None) -> str:
+        """The load engine a run uses: ``auto`` picks the cohort engine for simulated fleets of at least
+        ``COHORT_THRESHOLD`` identities whose workload has a cohort mode."""
+        if self.engine != "auto":
+            return self.engine
+        big = self.workload.capacity(self.duration) >= COHORT_THRESHOLD
+        able = self.workload.cohort_mode
+        return "cohort" if big and able and (mode or self.mode) == "sim" else "per-identity"
 
     @property
     def ttl(self) -> float | None:

@@ -15,6 +15,7 @@ All times are seconds since the run's origin.
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,91 +47,123 @@ class Audit:
     expected_codes: np.ndarray
 
 
+class _MetaView:
+    """``truth.meta[code]``: the metadata last registered for ``code`` (its interned group)."""
+
+    __slots__ = ("_t",)
+
+    def __init__(self, truth: Truth) -> None:
+        self._t = truth
+
+    def __getitem__(self, code: int) -> Mapping[str, Any]:
+        t = self._t
+        return t.groups[int(t.group[code])]
+
+    def __len__(self) -> int:
+        return len(self._t.names)
+
+
 class Truth:
-    """Column arrays indexed by identity code (0..n-1), grown by doubling."""
+    """Column arrays indexed by identity code (0..n-1), grown by doubling.
+
+    Metadata is *interned*: identities registered with equal metadata share one group (``groups``,
+    ``group[code]``), so a filter is evaluated once per distinct metadata, and a fleet of a million
+    identities with a few dozen metadata combinations costs a few dozen predicate calls. Every update
+    has a per-identity form and a batch form (``codes`` arrays), used by the cohort engine.
+    """
 
     def __init__(self, capacity: int = 1024) -> None:
         self.names: list[str] = []
         self.index: dict[str, int] = {}
-        self.meta: list[Mapping[str, Any]] = []
+        self.groups: list[Mapping[str, Any]] = []
+        self._group_ids: dict[str, int] = {}
         cap = max(16, capacity)
+        self.group = np.zeros(cap, np.int32)
         self.deadline = np.full(cap, -np.inf)
         self.registered = np.zeros(cap, bool)
         self.doubt = np.zeros(cap, bool)
         self.inflight = np.zeros(cap, np.int32)
         self.died = np.full(cap, np.nan)
-        self.version = np.zeros(cap, np.int64)  # bumped on each metadata change
-        self._masks: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+        self._masks: dict[str, tuple[Any, np.ndarray]] = {}  # filter text -> (predicate, match per group)
         self._log_codes = array("i")
         self._log_t = array("d")
         self.expected_expiries: list[tuple[int, float]] = []
         self.ambiguous: set[int] = set()
         self.anomalies = 0
+        self.meta = _MetaView(self)
 
     def __len__(self) -> int:
         return len(self.names)
 
     # ------------------------------------------------------------------ identities
+    def intern(self, metadata: Mapping[str, Any]) -> int:
+        """The group id of ``metadata`` (a new group for metadata never seen before)."""
+        key = json.dumps(metadata, sort_keys=True, separators=(",", ":"), default=repr)
+        gid = self._group_ids.get(key)
+        if gid is None:
+            gid = self._group_ids[key] = len(self.groups)
+            self.groups.append(metadata)
+        return gid
+
     def add(self, name: str, metadata: Mapping[str, Any]) -> int:
         """A new identity (not yet registered); returns its code."""
         code = len(self.names)
         if code >= len(self.deadline):
-            self._grow()
+            self._grow(code + 1)
         self.names.append(name)
         self.index[name] = code
-        self.meta.append(metadata)
-        self.version[code] += 1
+        self.group[code] = self.intern(metadata)
         return code
 
-    def _grow(self) -> None:
-        cap = 2 * len(self.deadline)
+    def add_many(self, names: list[str], group_of: np.ndarray, groups: list[Mapping[str, Any]]) -> np.ndarray:
+        """Many new identities at once, with metadata ``groups[group_of[i]]``; returns their codes."""
+        first = len(self.names)
+        n = len(names)
+        if first + n > len(self.deadline):
+            self._grow(first + n)
+        gids = np.asarray([self.intern(g) for g in groups], np.int32)
+        self.names.extend(names)
+        self.index.update(zip(names, range(first, first + n), strict=True))
+        self.group[first:first + n] = gids[np.asarray(group_of, np.int64)]
+        return np.arange(first, first + n, dtype=np.int64)
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.deadline)
+        while cap < need:
+            cap *= 2
         for attr, fill in (
+            ("group", 0),
             ("deadline", -np.inf),
             ("registered", False),
             ("doubt", False),
             ("inflight", 0),
             ("died", np.nan),
-            ("version", 0),
         ):
             old = getattr(self, attr)
             new = np.full(cap, fill, dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, attr, new)
-        for text, (pred, old, seen) in list(self._masks.items()):
-            new = np.zeros(cap, bool)
-            new[: len(old)] = old
-            new_seen = np.zeros(cap, np.int64)
-            new_seen[: len(seen)] = seen
-            self._masks[text] = (pred, new, new_seen)
 
     def set_meta(self, code: int, metadata: Mapping[str, Any]) -> None:
         """Record new metadata (as sent by a register)."""
-        if self.meta[code] is metadata:
-            return
-        self.meta[code] = metadata
-        self.version[code] += 1
+        if self.groups[int(self.group[code])] is not metadata:
+            self.group[code] = self.intern(metadata)
 
     def mask(self, compiled: Any) -> np.ndarray:
-        """Boolean array: which identities' current metadata match ``compiled`` (a CompiledFilter).
+        """Boolean array over codes 0..n-1: whose current metadata match ``compiled`` (a CompiledFilter).
 
-        Evaluated lazily: only identities whose metadata changed since the last call are re-tested.
+        The predicate runs once per metadata group (new groups are tested as they appear).
         """
         got = self._masks.get(compiled.text)
         if got is None:
-            cap = len(self.deadline)
-            got = self._masks[compiled.text] = (
-                compiled.predicate,
-                np.zeros(cap, bool),
-                np.zeros(cap, np.int64),
-            )
-        pred, arr, seen = got
+            got = self._masks[compiled.text] = (compiled.predicate, np.zeros(0, bool))
+        pred, per_group = got
+        if len(per_group) < len(self.groups):
+            fresh = [bool(pred(g)) for g in self.groups[len(per_group):]]
+            per_group = np.concatenate([per_group, np.asarray(fresh, bool)])
+            self._masks[compiled.text] = (pred, per_group)
         n = len(self.names)
-        stale = np.flatnonzero(seen[:n] != self.version[:n])
-        meta = self.meta
-        for i in stale:
-            arr[i] = bool(pred(meta[i]))
-        seen[stale] = self.version[stale]
-        return arr
+        return per_group[self.group[:n]] if len(per_group) else np.zeros(n, bool)
 
     # ------------------------------------------------------------------ operation outcomes
     def op_started(self, code: int, t: float) -> None:
@@ -183,6 +216,55 @@ class Truth:
         self.inflight[code] -= 1
         self.doubt[code] = True
 
+    # ------------------------------------------------------------------ batch forms (the cohort engine)
+    def batch_started(self, codes: np.ndarray, t: float) -> None:
+        """A state-changing batch (a pipelined register) on ``codes`` was called at ``t``."""
+        self.inflight[codes] += 1
+        self._log_codes.frombytes(np.asarray(codes, np.int32).tobytes())
+        self._log_t.frombytes(np.full(len(codes), t, np.float64).tobytes())
+
+    def batch_registered(self, codes: np.ndarray, t_call: float, deadline: float, group: int | np.ndarray,
+                         *, started: bool = True) -> None:
+        """A pipelined register of ``codes`` returned: live until ``deadline``, metadata group(s)
+        ``group`` (a group id of this truth, or one per code)."""
+        if started:
+            self.inflight[codes] -= 1
+        lapsed = self.registered[codes] & (self.deadline[codes] <= t_call)
+        if lapsed.any():
+            doubted = lapsed & self.doubt[codes]
+            self.ambiguous.update(codes[doubted].tolist())
+            sure = codes[lapsed & ~doubted]
+            self.expected_expiries.extend(zip(sure.tolist(), self.deadline[sure].tolist(), strict=True))
+        self.group[codes] = group
+        self.deadline[codes] = deadline
+        self.registered[codes] = True
+        self.doubt[codes] = False
+
+    def batch_heartbeat(self, codes: np.ndarray, deadline: float) -> None:
+        """A pipelined heartbeat of ``codes`` returned with the new deadline (no inflight count: a
+        heartbeat of a live identity cannot change whether it is alive or matches)."""
+        self.deadline[codes] = deadline
+        self.doubt[codes] = False
+
+    def batch_unknown(self, codes: np.ndarray, t_call: float) -> None:
+        """A pipelined heartbeat found ``codes`` missing at ``t_call`` (expired, or lost)."""
+        live = self.registered[codes] & (self.deadline[codes] > t_call) & ~self.doubt[codes]
+        self.anomalies += int(live.sum())
+        lapsed = self.registered[codes] & (self.deadline[codes] <= t_call)
+        if lapsed.any():
+            doubted = lapsed & self.doubt[codes]
+            self.ambiguous.update(codes[doubted].tolist())
+            sure = codes[lapsed & ~doubted]
+            self.expected_expiries.extend(zip(sure.tolist(), self.deadline[sure].tolist(), strict=True))
+        self.registered[codes] = False
+        self.doubt[codes] = False
+
+    def batch_failed(self, codes: np.ndarray, *, started: bool = False) -> None:
+        """A batch failed: whether it took effect is unknown until the next success."""
+        if started:
+            self.inflight[codes] -= 1
+        self.doubt[codes] = True
+
     def close(self, t_end: float, settle: float) -> None:
         """At the end of a run: registrations whose deadline passed ``settle`` s ago must have expired."""
         n = len(self.names)
@@ -203,7 +285,7 @@ class Truth:
         d = self.deadline[:n].copy()
         alive = self.registered[:n] & (d > t0)
         unsure = (self.inflight[:n] > 0) | self.doubt[:n]
-        return Snapshot(t0, alive, self.mask(compiled)[:n].copy(), d, unsure, len(self._log_t))
+        return Snapshot(t0, alive, self.mask(compiled), d, unsure, len(self._log_t))
 
     def audit(self, snap: Snapshot, t_enum: float, targeted: np.ndarray, tol: float = 0.0) -> Audit:
         """Compare the identities a multicast targeted (codes) with the truth at its call instant."""

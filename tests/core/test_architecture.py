@@ -127,12 +127,13 @@ _ALLOWED = {"SystemExit", "KeyboardInterrupt", "StopIteration", "StopAsyncIterat
 
 def test_every_raise_is_typed() -> None:
     """mcastlab raises its own errors (mcastlab.errors), never a bare ValueError or RuntimeError (a module
-    ``__getattr__`` raises AttributeError: that is Python's protocol for lazy attributes)."""
+    ``__getattr__`` raises AttributeError and a sequence's ``__getitem__`` IndexError: Python's protocols)."""
     bad = []
     for path in PKG.rglob("*.py"):
         tree = ast.parse(path.read_text())
         protocol = {id(n) for f in ast.walk(tree)
-                    if isinstance(f, ast.FunctionDef) and f.name == "__getattr__" for n in ast.walk(f)}
+                    if isinstance(f, ast.FunctionDef) and f.name in ("__getattr__", "__getitem__")
+                    for n in ast.walk(f)}
         for node in ast.walk(tree):
             if not isinstance(node, ast.Raise) or node.exc is None or id(node) in protocol:
                 continue

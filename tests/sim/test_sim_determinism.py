@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import simpy
@@ -9,9 +11,8 @@ import simpy
 from mcastlab import Config, Coordinator
 from mcastlab.errors import McastlabError
 from mcastlab.runtime import SimPyRuntime
-from mcastlab.sim import CohortFleet, DeliveryLog, make_sim_backends, start_agents
-
-from .conftest import Recorder
+from mcastlab.sim import make_sim_backends
+from mcastlab.workloads.agents import DeliveryLog, start_agents
 
 SPEC = {
     "faults": [
@@ -23,7 +24,25 @@ SPEC = {
 }
 
 
-def run(seed: int) -> dict[str, pd.DataFrame]:
+async def churning_fleet(rt: SimPyRuntime, reg: Any, fleet: Any, rng: np.random.Generator) -> None:
+    """A fleet driven in bulk: five cohorts heartbeat every 5 s; some members stop, some come back."""
+    cohorts = [np.arange(c, fleet.size, 5) for c in range(5)]
+    on = np.ones(fleet.size, bool)
+    for tick in range(12):
+        for c in cohorts:
+            flip = rng.random(len(c)) < 0.05
+            on[c[flip]] = ~on[c[flip]]
+            live = c[on[c]]
+            try:
+                missing = await reg.touch_many(fleet, live, now=rt.now(), ttl=15)
+                if len(missing) or tick == 0:
+                    await reg.upsert_many(fleet, live if tick == 0 else missing, now=rt.now(), ttl=15)
+            except McastlabError:
+                pass
+        await rt.sleep(5)
+
+
+def run(seed: int, sim_events: Any) -> dict[str, pd.DataFrame]:
     """A small mixed run: agents, heartbeats that stop, multicasts in both modes, a churning fleet."""
     base = np.random.default_rng(seed)
     rng_backends, rng_work, rng_fleet = base.spawn(3)
@@ -36,14 +55,11 @@ def run(seed: int) -> dict[str, pd.DataFrame]:
         runtime=rt,
         name="det",
     )
-    rec = Recorder()
+    rec = sim_events()
     c.add_listener(rec)
     fleet = reg.add_fleet("fl-", 500, [{"fw": "1.0"}, {"fw": "2.0"}], np.arange(500) % 2)
     sink = DeliveryLog()
     msg.attach_sink(sink, "fl-")
-    driver = CohortFleet(
-        reg, fleet, ttl=15, heartbeat=5, rng=rng_fleet, cohorts=5, churn_per_hour=200.0, rejoin_after=20.0
-    )
     names = [f"u{i:02d}" for i in range(40)]
 
     async def main() -> None:
@@ -54,7 +70,7 @@ def run(seed: int) -> dict[str, pd.DataFrame]:
             except McastlabError:
                 pass
         pool = start_agents(c, names, kind="user")
-        driver.start()
+        rt.spawn(churning_fleet(rt, reg, fleet, rng_fleet))
         alive = set(names)
         for _ in range(60):
             await rt.sleep(float(rng_work.exponential(1.0)))
@@ -69,7 +85,6 @@ def run(seed: int) -> dict[str, pd.DataFrame]:
             await c.multicast({"room": room}, b"m", mode=mode)
             await c.multicast('fw == "1.0"', b"fw", mode="publish")
             await c.enumerate({"room": room})
-        driver.stop()
         await rt.sleep(30)
         pool.stop()
         deliveries.append(pool.log.to_frame(run="det"))
@@ -86,8 +101,8 @@ def run(seed: int) -> dict[str, pd.DataFrame]:
     }  # type: ignore[dict-item]
 
 
-def test_same_seed_gives_identical_frames() -> None:
-    a, b = run(11), run(11)
+def test_same_seed_gives_identical_frames(sim_events: Any) -> None:
+    a, b = run(11, sim_events), run(11, sim_events)
     assert len(a["ops"]) > 300 and len(a["deliveries"]) > 100 and len(a["expirations"]) > 5
     assert len(a["fleet"]) > 1000
     assert not a["ops"].ok.all()  # faults happened
@@ -95,7 +110,7 @@ def test_same_seed_gives_identical_frames() -> None:
         pd.testing.assert_frame_equal(a[key], b[key], check_exact=True)
 
 
-def test_different_seed_differs() -> None:
-    a, b = run(11), run(12)
+def test_different_seed_differs(sim_events: Any) -> None:
+    a, b = run(11, sim_events), run(12, sim_events)
     assert not a["ops"].equals(b["ops"])
     assert not a["deliveries"].equals(b["deliveries"])

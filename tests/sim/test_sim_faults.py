@@ -9,7 +9,7 @@ import pytest
 from mcastlab.backends.base import TIMEOUT, UNAVAILABLE
 from mcastlab.errors import BackendUnavailableError
 from mcastlab.identity import Identity
-from mcastlab.sim import start_agents
+from mcastlab.workloads.agents import start_agents
 
 CONST = {
     "registry": {"service": {"default": 1e-5}, "network": {"default": 1e-4}},

@@ -1,4 +1,5 @@
-"""The scale path: columnar fleets, cohort heartbeats, batched expiry claimed exactly once."""
+"""The scale path's storage: columnar fleets in the simulated registry, batched expiry claimed exactly once
+(the cohort engine that drives them is tested in tests/workloads/test_wl_cohort.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from mcastlab.filters import compile_filter
-from mcastlab.sim import CohortFleet, FleetTable
+from mcastlab.sim import FleetTable
 
 CONST = {"registry": {"service": {"default": 1e-5}, "network": {"default": 1e-4}}}
 
@@ -76,63 +77,3 @@ def test_coordinator_sees_fleet_identities(sim_setup: Any) -> None:
     assert out["n"] == 1001
     assert out["hb"] == pytest.approx(500, abs=0.01)
     assert out["removed"] and out["n2"] == 1000
-
-
-def test_cohort_fleet_deaths_expire_exactly_once_with_small_lag(sim_setup: Any) -> None:
-    s = sim_setup(CONST, sweep_interval=1.0)
-    c, reg, rt = s.coordinator, s.registry, s.runtime
-    fleet = reg.add_fleet("dev-", 2000, [{"fw": "1"}])
-    driver = CohortFleet(
-        reg,
-        fleet,
-        ttl=30,
-        heartbeat=10,
-        rng=np.random.default_rng(5),
-        cohorts=10,
-        churn_per_hour=360.0,
-        coordinator=c,
-    )
-
-    async def main() -> None:
-        await c.open()
-        driver.start()
-        await rt.sleep(100)
-        driver.stop()
-        await rt.sleep(40)  # everyone left expires
-        await c.close()
-
-    s.run(main())
-    exp = s.recorder.expirations_frame()
-    assert exp.identity.is_unique
-    assert len(exp) == 2000 == c.expired_total
-    assert driver.stats.registrations == 2000
-    assert driver.stats.deaths > 500
-    assert exp.lag_s.min() >= 0 and exp.lag_s.max() < 1.1
-    assert fleet.n_present == 0 and len(reg) == 0
-    assert c.registered == 0  # bulk registrations counted in, expiries counted out
-    assert reg.stats["batch"].items == driver.stats.heartbeats + 2 * driver.stats.registrations
-
-
-def test_fleet_outage_expires_each_identity_once_and_reregisters(sim_setup: Any) -> None:
-    spec = {**CONST, "faults": [{"target": "registry", "kind": "outage", "start": 20, "duration": 15}]}
-    s = sim_setup(spec, sweep_interval=1.0)
-    c, reg, rt = s.coordinator, s.registry, s.runtime
-    fleet = reg.add_fleet("dev-", 1000, [{"fw": "1"}])
-    driver = CohortFleet(reg, fleet, ttl=10, heartbeat=4, rng=np.random.default_rng(1), cohorts=4)
-
-    async def main() -> None:
-        await c.open()
-        driver.start()
-        await rt.sleep(60)
-        driver.stop()
-        await c.close()
-
-    s.run(main())
-    exp = s.recorder.expirations_frame()
-    assert exp.identity.is_unique and len(exp) == 1000 == c.expired_total
-    assert ((exp.deadline > 20) & (exp.deadline < 35)).all()  # all fell inside the outage
-    assert (exp.t_detected >= 35).all()
-    assert (exp.lag_s == exp.t_detected - exp.deadline).all() and exp.lag_s.min() > 0
-    assert driver.stats.failed_batches > 0
-    assert driver.stats.registrations == 2000  # once at start, once after the outage
-    assert fleet.n_present == 1000

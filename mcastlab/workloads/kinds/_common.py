@@ -96,11 +96,16 @@ def check_weights(weights: dict[str, float], key: str, source: str) -> None:
         fail(source, key, "weights must have a positive sum", "give at least one weight > 0")
 
 
+def choose_index(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:
+    """``size`` positions into ``list(weights)``, drawn with probability proportional to the weights."""
+    p = np.asarray(list(weights.values()), dtype=float)
+    return rng.choice(len(p), size=size, p=p / p.sum())
+
+
 def choose(rng: np.random.Generator, weights: dict[str, float], size: int) -> list[str]:
     """``size`` keys drawn with probability proportional to their weight."""
     keys = list(weights)
-    p = np.asarray([weights[k] for k in keys], dtype=float)
-    return [keys[i] for i in rng.choice(len(keys), size=size, p=p / p.sum())]
+    return [keys[i] for i in choose_index(rng, weights, size)]
 
 
 def payload(command: str, size: int, **fields: Any) -> bytes:
@@ -126,6 +131,7 @@ __all__ = [
     "check_range",
     "check_weights",
     "choose",
+    "choose_index",
     "letters",
     "payload",
     "seconds_range",

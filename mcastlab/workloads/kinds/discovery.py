@@ -13,7 +13,7 @@ multicast ``config_update`` to one service/version; load balancers ``lookup`` he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from mcastlab.workloads._schema import spec
 from mcastlab.workloads.arrivals import rate
@@ -26,6 +26,7 @@ class ServiceDiscovery:
     """Parameters of the service-discovery workload."""
 
     kind: Literal["service-discovery"]
+    cohort_mode: ClassVar[bool] = False  # the cohort engine (mcastlab.workloads.cohort) can run it
     services: int = spec(12, doc="number of services", min=1)
     instances: int = spec(8, doc="instances per service", min=1)
     zones: int = spec(3, doc="availability zones", min=1)
@@ -61,7 +62,7 @@ class ServiceDiscovery:
     def planned_deaths(self) -> int:
         return 0  # crashes are a rate, not a planned number
 
-    def estimate(self, duration: float) -> dict[str, float]:
+    def estimate(self, duration: float, batch: int = 1) -> dict[str, float]:
         """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
         n = self.services * self.instances
         beats = n * duration / self.heartbeat.period

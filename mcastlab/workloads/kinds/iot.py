@@ -17,19 +17,21 @@ so their registrations expire. Operators:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from mcastlab.workloads._schema import spec
 from mcastlab.workloads.arrivals import rate
+from mcastlab.workloads.cohort import FleetContext
 from mcastlab.workloads.context import Context
 from mcastlab.workloads.kinds._common import (
     Deaths,
     Heartbeat,
     check_weights,
-    choose,
+    choose_index,
     letters,
     payload,
     seconds_range,
@@ -41,6 +43,7 @@ class IotFleet:
     """Parameters of the IoT device-management workload."""
 
     kind: Literal["iot-fleet"]
+    cohort_mode: ClassVar[bool] = True  # the cohort engine (mcastlab.workloads.cohort) can run it
     devices: int = spec(10_000, doc="number of sensors", min=1)
     ttl: float = spec(300.0, doc="registration TTL, seconds", gt=0)
     heartbeat: Heartbeat = spec(Heartbeat(60.0, 0.1), doc="heartbeat period and jitter")
@@ -58,6 +61,7 @@ class IotFleet:
     dashboard: Any = rate(1.0, "dashboard enumerates per second")
     outdated_query: Any = rate(0.05, "outdated-firmware enumerates per second")
     payload_bytes: int = spec(256, doc="multicast payload size", min=1)
+    gateway_batch: int = spec(2000, doc="cohort engine: sensors per pipelined heartbeat batch", min=1)
     mode: Literal["publish", "ack"] | None = spec(None, doc="delivery mode (default: the config's)")
 
     def check(self, key: str, source: str) -> None:
@@ -80,9 +84,10 @@ class IotFleet:
         """Identities the deaths schedule kills (if the run lasts past ``deaths.end``)."""
         return round(self.deaths.fraction * self.devices)
 
-    def estimate(self, duration: float) -> dict[str, float]:
-        """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
-        beats = self.devices * duration / self.heartbeat.period
+    def estimate(self, duration: float, batch: int = 1) -> dict[str, float]:
+        """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard
+        (``batch``: heartbeats recorded per row, as the cohort engine does)."""
+        beats = self.devices * duration / self.heartbeat.period / batch
         pushes = self.firmware_push.mean_rate * duration
         restarts = self.warehouse_restart.mean_rate * duration
         per_wh = self.devices / self.warehouses
@@ -93,31 +98,44 @@ class IotFleet:
         return {"identities": self.devices, "ops": ops, "deliveries": deliveries}
 
     def setup(self, ctx: Context) -> None:
-        """Create the sensors and schedule every stream."""
+        """Create the sensors (one by one, or as a vectorised fleet) and schedule every stream."""
         rng = ctx.rng("iot:fleet")
         whs = [f"warehouse-{letters(i)}" for i in range(self.warehouses)]
-        versions = choose(rng, self.firmware, self.devices)
+        keys = list(self.firmware)
+        version = choose_index(rng, self.firmware, self.devices)
         where = rng.integers(0, self.warehouses, size=self.devices)
         boots = (
             rng.uniform(0, self.boot_window, size=self.devices)
             if self.boot_window
             else np.zeros(self.devices)
         )
+        model = np.where(np.arange(self.devices) % 3 == 0, 1, 0)  # th-200 every third sensor
+        models = ("th-100", "th-200")
         hb = self.heartbeat
-        codes = np.empty(self.devices, np.int64)
-        for i in range(self.devices):
-            md = {
-                "status": "online",
-                "firmware_version": versions[i],
-                "location": whs[where[i]],
-                "model": "th-100" if i % 3 else "th-200",
-            }
-            codes[i] = ctx.identity(f"sensor-{i:05d}", md, period=hb.period, jitter=hb.jitter)
-        for i in np.argsort(boots, kind="stable"):
-            ctx.at(float(boots[i]), ctx.boot, int(codes[i]))
+        if isinstance(ctx, FleetContext):
+            groups = [{"status": "online", "firmware_version": v, "location": w, "model": m}
+                      for v in keys for w in whs for m in models]
+            group_of = (version * self.warehouses + where) * len(models) + model
+            ctx.cohort_size = self.gateway_batch
+            codes = ctx.fleet("sensor-", self.devices, groups, group_of, period=hb.period,
+                              boot_window=self.boot_window)
+        else:
+            codes = np.empty(self.devices, np.int64)
+            for i in range(self.devices):
+                md = {
+                    "status": "online",
+                    "firmware_version": keys[version[i]],
+                    "location": whs[where[i]],
+                    "model": models[model[i]],
+                }
+                codes[i] = ctx.identity(f"sensor-{i:05d}", md, period=hb.period, jitter=hb.jitter)
+            for i in np.argsort(boots, kind="stable"):
+                ctx.at(float(boots[i]), ctx.boot, int(codes[i]))
         who, when = self.deaths.schedule(ctx.rng("iot:deaths"), codes)
-        for code, t in zip(who, when, strict=True):
-            ctx.at(float(t), ctx.kill, int(code))
+        ctx.kill_at(when, who)
+        self._streams(ctx, whs)
+
+    def _streams(self, ctx: Context, whs: list[str]) -> None:
         compile_ = ctx.coord.compile
         old = {
             w: compile_(f'location == "{w}" and firmware_version < v"{self.latest_firmware}"') for w in whs
@@ -132,14 +150,15 @@ class IotFleet:
         lo, hi = self.install_time
         latest = self.latest_firmware
 
+        def upgraded(md: Mapping[str, Any]) -> Mapping[str, Any]:
+            return {**md, "firmware_version": latest}
+
         def on_push(t: float, _res: Any, delivered: np.ndarray) -> None:
-            for code in delivered:
-                md = dict(ctx.truth.meta[code], firmware_version=latest)
-                ctx.reboot(t, int(code), float(install.uniform(lo, hi)), md, stream="firmware-install")
+            ctx.reboot_many(t, delivered, install.uniform(lo, hi, len(delivered)), upgraded,
+                            "firmware-install")
 
         def on_restart(t: float, _res: Any, delivered: np.ndarray) -> None:
-            for code in delivered:
-                ctx.reboot(t, int(code), self.restart_downtime, stream="restart")
+            ctx.reboot_many(t, delivered, self.restart_downtime, None, "restart")
 
         def fire_push(t: float) -> None:
             ctx.multicast(

@@ -11,7 +11,7 @@ which matches everything registered) a multicast targets about half of the regis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class LoadTest:
     """Parameters of the request-mix load test."""
 
     kind: Literal["loadtest"]
+    cohort_mode: ClassVar[bool] = False  # the cohort engine (mcastlab.workloads.cohort) can run it
     rate: Any = rate({"rate": 100.0, "process": "constant"}, "requests per second")
     mix: dict[str, float] = spec(
         {"register": 0.5, "enumerate": 0.3, "multicast": 0.2}, doc="operation -> share of requests"
@@ -62,7 +63,7 @@ class LoadTest:
     def planned_deaths(self) -> int:
         return 0
 
-    def estimate(self, duration: float) -> dict[str, float]:
+    def estimate(self, duration: float, batch: int = 1) -> dict[str, float]:
         """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
         total = sum(self.mix.values())
         n = self.rate.mean_rate * duration

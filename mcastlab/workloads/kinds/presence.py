@@ -14,7 +14,7 @@ rooms (re-register) every ``room_switch_mean`` seconds on average. Operators: ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class Presence:
     """Parameters of the user-presence workload."""
 
     kind: Literal["presence"]
+    cohort_mode: ClassVar[bool] = False  # the cohort engine (mcastlab.workloads.cohort) can run it
     users: int = spec(5_000, doc="number of users", min=1)
     rooms: int = spec(200, doc="number of chat rooms", min=1)
     room_skew: float = spec(1.0, doc="Zipf exponent of room popularity (0: uniform)", min=0)
@@ -64,7 +65,7 @@ class Presence:
     def planned_deaths(self) -> int:
         return 0  # dropped sessions linger until their TTL, but are not deaths
 
-    def estimate(self, duration: float) -> dict[str, float]:
+    def estimate(self, duration: float, batch: int = 1) -> dict[str, float]:
         """Expected identities and frame rows (ops, deliveries) of a run, for the memory guard."""
         online = self.users * self.online_fraction
         beats = online * duration / self.heartbeat.period

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from mcastlab.backends.base import DELIVERED, NO_LISTENER
-from mcastlab.sim import DeliveryLog, start_agents
+from mcastlab.workloads.agents import DeliveryLog, start_agents
 
 PER_MSG, DELIVERY, ACK, NET, SVC = 1e-5, 5e-4, 1e-4, 1e-4, 1e-5
 SPEC = {

@@ -1,16 +1,16 @@
-"""Identity agents in sim: devices, users and services that hold an inbox and record what they receive.
+"""Identity agents: devices, users and services that hold an inbox and record what they receive.
 
 An agent is one coroutine (one SimPy process): it opens ``coordinator.inbox(identity)`` and loops
 ``await box.get()``; inboxes acknowledge on receipt, so ``ack``-mode multicasts complete when the
 agent's inbox got the message. Receipts go into a :class:`DeliveryLog` of column arrays (no tuple per
 row), which becomes the tidy ``deliveries`` frame. For fleets too large for a process per identity,
-``SimMessaging.attach_sink(log, prefix)`` records the same rows analytically.
+``SimMessaging.attach_sink(log, prefix)`` records the same rows analytically (``append_many``).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,16 @@ class DeliveryLog:
         self.t_sent.append(t_sent)
         self.t_received.append(t_received)
         self.status.append(status)
+
+    def append_many(self, message_id: str, identities: Sequence[str], t_sent: float,
+                    t_received: np.ndarray) -> None:
+        """Receipts of one message by many identities (a sink's batch delivery)."""
+        n = len(identities)
+        self.message_id.extend([message_id] * n)
+        self.identity.extend(identities)
+        self.t_sent.extend(array("d", [t_sent]) * n)
+        self.t_received.frombytes(np.asarray(t_received, np.float64).tobytes())
+        self.status.extend([DELIVERED] * n)
 
     def __len__(self) -> int:
         return len(self.t_sent)
