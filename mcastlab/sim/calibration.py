@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from mcastlab.workloads.agents import AgentPool, DeliveryLog
 from mcastlab.sim.models import fit_lognormal
 from mcastlab.sim.spec import REGISTRY_DEFAULTS, load_calibration_sim, resolve_calibration
+from mcastlab.workloads.agents import AgentPool, DeliveryLog
 
 MAX_SAMPLES = 2000
 FORMAT_VERSION = 1
