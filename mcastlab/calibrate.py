@@ -1,10 +1,11 @@
 """``mcastlab calibrate``: measure live Redis + NATS here, save a calibration file, validate sim against live.
 
 :func:`calibrate` starts redis-server and nats-server on loopback (``mcastlab.servers``), runs the
-calibration workload (:func:`mcastlab.sim.calibration.run_workload`) through the real coordinator with
-RedisRegistry + NatsMessaging, reads Redis' own per-command busy time, fits the sim models and saves
-JSON (empirical samples, fitted lognormals, machine info). :func:`validate` runs the same workload live
-(fresh servers) and in sim with that file and returns per-operation p50/p99 and their relative errors.
+calibration workload (:func:`mcastlab.workloads.calibration_load.run_workload`) through the real
+coordinator with RedisRegistry + NatsMessaging, reads Redis' own per-command busy time and the process's
+CPU time, fits the sim models and saves JSON (empirical samples, fitted lognormals, machine info).
+:func:`validate` runs the same workload live (fresh servers) and in sim with that file and returns
+per-operation p50/p99 and their relative errors.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
 from mcastlab.runtime._asyncio import run_blocking
-from mcastlab.sim.calibration import build_calibration, run_workload, save_calibration
+from mcastlab.sim.calibration import build_calibration, save_calibration
 from mcastlab.sim.spec import REPO_ROOT, resolve_calibration
+from mcastlab.workloads.calibration_load import run_workload
 
 DEFAULT_OUT = REPO_ROOT / "data" / "calibration" / "local.json"
 PARAMS = {"n": 100, "n_small": 10, "reps": 400, "batch": 200}

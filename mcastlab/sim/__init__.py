@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from mcastlab.errors import ConfigError
+from mcastlab.sim.cpu import CpuSpec, SimCpu
 from mcastlab.sim.faults import FaultPlan, FaultSpec, parse_fault
 from mcastlab.sim.fleet import FleetTable, FleetView
 from mcastlab.sim.messaging import DeliverySink, SimMessaging
@@ -60,14 +61,16 @@ def make_sim_backends(
     g_reg, g_msg, g_fr, g_fm = spawn_generators(rng, 4)
     reg_faults = FaultPlan([f for f in spec.faults if f.target == "registry"], g_fr)
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
-    registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults)
-    messaging = SimMessaging(spec.messaging, rng=g_msg, faults=msg_faults)
+    cpu = SimCpu(spec.cpu)  # one coordinator process: both backends' client work queues on its CPU
+    registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults, cpu=cpu)
+    messaging = SimMessaging(spec.messaging, rng=g_msg, faults=msg_faults, cpu=cpu)
     return registry, messaging
 
 
 __all__ = [
     "DEFAULT_CALIBRATION",
     "Constant",
+    "CpuSpec",
     "DeliverySink",
     "Empirical",
     "Exponential",
@@ -81,6 +84,7 @@ __all__ = [
     "OpStats",
     "RegistrySpec",
     "Sampler",
+    "SimCpu",
     "SimMessaging",
     "SimRegistry",
     "SimSpec",

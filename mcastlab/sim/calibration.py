@@ -1,105 +1,37 @@
-"""Calibration: the measurement workload (runs live or in sim), fitting sim models, and the file format.
+"""Calibration: fitting the simulator's models to live measurements, and the calibration file format.
 
-The workload is ordinary coordinator code, so the same function measures live servers (asyncio) and
-the simulation (SimPy): enumerate and multicast (publish and ack, every identity's agent listening) at two
-population sizes, register and heartbeat singly, register a batch concurrently. Enumerate and multicast
-use no filter (every live identity), so each backend's full read path is what is measured.
-:func:`fit_sim` turns live samples into a SimSpec ``sim`` section: server service times from Redis'
-own ``INFO commandstats``, network/client time as empirical residuals, per-item costs from the two
-sizes, the messaging pipeline cost per message from the fan-out slopes (a multicast's duration minus
-its query, as the coordinator reports), and per-fan-out variability as the ``flush`` residual.
+The measurements come from :func:`mcastlab.workloads.calibration_load.run_workload` (live via
+``mcastlab calibrate``; the same workload runs in sim for round-trip tests). Each operation's latency is
+split three ways, because they queue on three different resources:
+
+* **server time** (the registry server's own busy time, from Redis' ``INFO commandstats``) — queued on
+  the simulated registry server;
+* **client CPU** (:func:`fit_cpu`: the coordinator process's CPU seconds around each phase, fitted by
+  least squares as a cost per call plus a cost per item) — queued on the simulated process CPU;
+* **the rest** (round trip, kernel, event-loop scheduling) — the ``network`` model, not queued, kept as
+  the empirical residual ``latency - server - CPU`` of every sample.
+
+Messaging: the pipeline cost per message from the fan-out slopes (a multicast's duration minus its
+query, net of the CPU per message), per-fan-out variability as the ``flush`` residual, delivery from
+the agents' receipts.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mcastlab.sim.cpu import CPU_DEFAULTS
 from mcastlab.sim.models import fit_lognormal
 from mcastlab.sim.spec import REGISTRY_DEFAULTS, load_calibration_sim, resolve_calibration
-from mcastlab.workloads.agents import AgentPool, DeliveryLog
 
 MAX_SAMPLES = 2000
-FORMAT_VERSION = 1
-
-
-async def run_workload(
-    coord: Any, *, n: int, n_small: int, reps: int, batch: int, seed: int, server_usec: Any = None
-) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Measure each operation; return ``(latencies by label, extras)``; works under any runtime.
-
-    ``server_usec`` (optional, sync callable) returns the registry server's cumulative busy
-    microseconds, so extras get the server time per operation of each phase.
-    """
-    rt = coord.runtime
-    rng = np.random.default_rng(seed)
-    lat: dict[str, list[float]] = {}
-    extras: dict[str, Any] = {"server_s": {}}
-
-    async def timed(label: str, aw: Any) -> Any:
-        t0 = rt.now()
-        out = await aw
-        lat.setdefault(label, []).append(rt.now() - t0)
-        return out
-
-    def server_mark() -> float | None:
-        return None if server_usec is None else float(server_usec())
-
-    def server_done(label: str, mark: float | None, ops: int) -> None:
-        if mark is not None and ops:
-            extras["server_s"][label] = (float(server_usec()) - mark) / 1e6 / ops
-
-    names = [f"id-{i:05d}" for i in range(n)]
-    pool = AgentPool(coord, DeliveryLog())
-    for phase, size in enumerate((n_small, n)):
-        first = n_small if phase else 0
-        mark = server_mark()
-        for name in names[first:size]:  # grow the population to `size`, everyone listening
-            await timed("register", coord.register(name, {"status": "online", "phase": phase}))
-        server_done(f"register_{phase}", mark, size - first)
-        pool.start(names[first:size], "device")
-        await rt.sleep(0.5)
-        mark = server_mark()
-        for _ in range(reps):  # no filter: every live identity (the same in every backend)
-            await timed(f"enumerate_{size}", coord.enumerate())
-        server_done(f"enumerate_{size}", mark, reps)
-        for mode in ("publish", "ack"):
-            before = len(pool.log)
-            fan = extras.setdefault(f"fanout_{mode}_{size}", [])
-            for _ in range(reps):
-                res = await timed(f"multicast_{mode}_{size}", coord.multicast(None, b"cal", mode=mode))
-                fan.append(res.duration_s - res.enumerate_s)
-                if res.delivered != size:
-                    extras["undelivered"] = extras.get("undelivered", 0) + size - res.delivered
-            await rt.sleep(0.05)
-            extras[f"delivery_{mode}_{size}"] = pool.log.latency_s[before:].tolist()
-    pool.stop()
-    await rt.sleep(0.05)
-    mark = server_mark()
-    for k in rng.integers(0, n, max(0, reps - n)).tolist():  # re-register (upsert) to reach `reps` samples
-        await timed("register", coord.register(names[k], {"status": "online", "phase": 2}))
-    server_done("register_2", mark, max(0, reps - n))
-    regs = [extras["server_s"].pop(f"register_{p}", None) for p in range(3)]
-    weights = [n_small, n - n_small, max(0, reps - n)]
-    known = [(r, w) for r, w in zip(regs, weights, strict=True) if r is not None and w]
-    if known:
-        extras["server_s"]["register"] = sum(r * w for r, w in known) / sum(w for _, w in known)
-    mark = server_mark()
-    for k in rng.integers(0, n, reps).tolist():
-        await timed("heartbeat", coord.heartbeat(names[k]))
-    server_done("heartbeat", mark, reps)
-    mark = server_mark()
-    for r in range(max(3, reps // 50)):
-        extra = [f"batch-{r}-{i:05d}" for i in range(batch)]
-        await timed("register_batch", rt.gather(*[coord.register(x, {"grp": "batch"}) for x in extra]))
-        await rt.gather(*[coord.unregister(x) for x in extra])
-    server_done("register_batch", mark, len(lat["register_batch"]) * batch * 2)
-    return lat, extras
+FORMAT_VERSION = 2  # 2: a "cpu" section (the coordinator process's CPU costs); 1 files still load
 
 
 def _summary(samples: list[float]) -> dict[str, Any]:
@@ -128,10 +60,79 @@ def _empirical(samples: np.ndarray, per_item: float = 0.0) -> dict[str, Any]:
     return d
 
 
+def _lstsq(rows: Sequence[tuple[int, int, float]]) -> tuple[float, float]:
+    """Least squares ``cpu = a * calls + b * items`` (a, b >= 0); rows are (calls, items, cpu). Relative
+    errors are minimised (each row weighted by 1/cpu): timing noise grows with the time measured, and a
+    phase of big queries must not drown the per-call cost a phase of small ones shows."""
+    a_mat = np.asarray([[c, i] for c, i, _ in rows], float)
+    y = np.asarray([v for _, _, v in rows], float)
+    if len(rows) == 1 or np.linalg.matrix_rank(a_mat) < 2:
+        calls = float(a_mat[:, 0].sum())
+        return max(0.0, float(y.sum()) / calls) if calls else 0.0, 0.0
+    w = 1.0 / np.clip(np.abs(y), 1e-12, None)
+    (a, b), *_ = np.linalg.lstsq(a_mat * w[:, None], y * w, rcond=None)
+    if b < 0:  # no per-item cost to see: all of it per call
+        return max(0.0, float(y.sum() / a_mat[:, 0].sum())), 0.0
+    if a < 0:
+        return 0.0, max(0.0, float(y.sum() / a_mat[:, 1].sum()))
+    return float(a), float(b)
+
+
+def fit_cpu(samples: Sequence[tuple[str, int, int, float]], *, per_op: float | None = None) -> dict[str, Any]:
+    """The ``cpu`` section from ``(kind, calls, items, cpu_seconds)`` samples of the calibration workload.
+
+    register/heartbeat give a cost per call; query (enumerate) and ids (count by an exact filter) a cost
+    per call and per item from two sizes; a bare publish multicast is ids + per_fanout + per_message per
+    target; the same multicast received by in-process agents adds per_delivery per target. ``per_op``
+    (the load generator's cost per operation) is measured apart. A pipelined batch (the cohort engine's,
+    which live runs do not use) keeps the defaults, as does whatever a file lacks.
+    """
+    by: dict[str, list[tuple[int, int, float]]] = {}
+    for kind, calls, items, cpu in samples:
+        by.setdefault(kind, []).append((int(calls), int(items), float(cpu)))
+    out: dict[str, Any] = {"cores": 1, "call": {}, "per_item": {}}
+    for kind, op in (("register", "register"), ("heartbeat", "heartbeat"), ("query", "query"),
+                     ("ids", "ids")):
+        if kind in by:
+            a, b = _lstsq(by[kind])
+            out["call"][op] = a
+            if b:
+                out["per_item"][op] = b
+    out["call"]["default"] = out["call"].get("heartbeat", CPU_DEFAULTS["call"]["default"])
+    out["call"]["get"] = out["call"]["default"]
+    if "count" not in out["per_item"] and "ids" in out["per_item"]:
+        out["per_item"]["count"] = out["per_item"]["ids"]
+        out["call"]["count"] = out["call"].get("ids", out["call"]["default"])
+    call_ids = out["call"].get("ids", CPU_DEFAULTS["call"]["ids"])
+    item_ids = out["per_item"].get("ids", CPU_DEFAULTS["per_item"]["ids"])
+    if "multicast" in by:
+        a, b = _lstsq(by["multicast"])
+        out["per_fanout"] = max(0.0, a - call_ids)
+        out["per_message"] = max(0.0, b - item_ids)
+    if "multicast_agents" in by and "multicast" in by:
+        a, b = _lstsq(by["multicast"])
+        extra = [(cpu - a * c - b * i) / i for c, i, cpu in by["multicast_agents"] if i]
+        if extra:
+            out["per_delivery"] = max(0.0, float(np.mean(extra)))
+    if per_op is not None:
+        out["per_op"] = per_op
+    return out
+
+
+def _cpu_cost(cpu: Mapping[str, Any], op: str, items: int = 0) -> float:
+    """Client CPU seconds of one registry call ``op`` with ``items`` items, by the fitted costs."""
+    call = {**CPU_DEFAULTS["call"], **cpu.get("call", {})}
+    item = {**CPU_DEFAULTS["per_item"], **cpu.get("per_item", {})}
+    return float(call.get(op, call["default"])) + float(item.get(op, 0.0)) * items
+
+
 def fit_sim(
-    lat: Mapping[str, list[float]], extras: Mapping[str, Any], *, n: int, n_small: int, batch: int
+    lat: Mapping[str, list[float]], extras: Mapping[str, Any], *, n: int, n_small: int, batch: int,
+    cpu: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The SimSpec ``sim`` section (registry + messaging models) from live measurements."""
+    """The SimSpec ``sim`` section (registry, messaging and cpu models) from live measurements; the
+    network residuals are what remains of each latency after server time and client CPU."""
+    cpu = dict(cpu) if cpu is not None else fit_cpu(extras.get("cpu", []))
     med = {k: float(np.median(v)) for k, v in lat.items()}
     srv: dict[str, float] = {k: float(v) for k, v in extras.get("server_s", {}).items()}
     svc_reg = srv.get("register", 5e-6)
@@ -139,44 +140,57 @@ def fit_sim(
     svc_big, svc_small = srv.get(f"enumerate_{n}", 1e-5), srv.get(f"enumerate_{n_small}", 1e-5)
     svc_item = max(0.0, (svc_big - svc_small) / (n - n_small))
     svc_base = max(1e-7, svc_big - svc_item * n)
-    net_big = med[f"enumerate_{n}"] - svc_big
-    net_small = med[f"enumerate_{n_small}"] - svc_small
+    ids_big, ids_small = srv.get(f"count_{n}", svc_big / 4), srv.get(f"count_{n_small}", svc_small / 4)
+    ids_item = max(0.0, (ids_big - ids_small) / (n - n_small))
+    ids_base = max(1e-7, ids_big - ids_item * n)
+    q_big, q_small = _cpu_cost(cpu, "query", n), _cpu_cost(cpu, "query", n_small)
+    net_big = med[f"enumerate_{n}"] - svc_big - q_big
+    net_small = med[f"enumerate_{n_small}"] - svc_small - q_small
     net_item = max(0.0, (net_big - net_small) / (n - n_small))
     enum_big = np.asarray(lat[f"enumerate_{n}"])
+    count_big = np.asarray(lat.get(f"count_{n}", lat[f"enumerate_{n}"]))
+    hb = np.asarray(lat["heartbeat"]) - svc_hb - _cpu_cost(cpu, "heartbeat")
+    reg = np.asarray(lat["register"]) - svc_reg - _cpu_cost(cpu, "register")
     # a batch of `batch` concurrent registers (+ as many unregisters) took this long: per-item cost
     svc_batch_item = float(srv.get("register_batch", svc_reg))
+    cpu_batch_item = float(cpu.get("per_item", {}).get("batch", CPU_DEFAULTS["per_item"]["batch"]))
     t_batch = med["register_batch"]
-    net_batch_item = max(0.0, (t_batch - med["register"]) / batch - svc_batch_item)
+    net_batch_item = max(0.0, (t_batch - med["register"]) / batch - svc_batch_item - cpu_batch_item)
     registry = {
         "service": {
             "default": {"kind": "constant", "value": svc_hb},
             "register": {"kind": "constant", "value": svc_reg},
             "heartbeat": {"kind": "constant", "value": svc_hb},
             "query": {"kind": "constant", "value": svc_base, "per_item": svc_item},
-            "count": {"kind": "constant", "value": svc_base, "per_item": svc_item / 4},
+            "ids": {"kind": "constant", "value": ids_base, "per_item": ids_item},
+            "count": {"kind": "constant", "value": ids_base, "per_item": ids_item},
             "claim": REGISTRY_DEFAULTS["service"]["claim"],
             "batch": {"kind": "constant", "value": svc_reg, "per_item": svc_batch_item},
         },
         "network": {
-            "default": _empirical(np.asarray(lat["heartbeat"]) - svc_hb),
-            "register": _empirical(np.asarray(lat["register"]) - svc_reg),
-            "heartbeat": _empirical(np.asarray(lat["heartbeat"]) - svc_hb),
-            "query": _empirical(enum_big - svc_big - net_item * n, net_item),
-            "count": _empirical(enum_big - svc_big - net_item * n),
-            "batch": _empirical(np.asarray(lat["heartbeat"]) - svc_hb, net_batch_item),
+            "default": _empirical(hb),
+            "register": _empirical(reg),
+            "heartbeat": _empirical(hb),
+            "query": _empirical(enum_big - svc_big - q_big - net_item * n, net_item),
+            "ids": _empirical(count_big - ids_big - _cpu_cost(cpu, "ids", n)),
+            "count": _empirical(count_big - ids_big - _cpu_cost(cpu, "ids", n)),
+            "batch": _empirical(hb, net_batch_item),
         },
     }
     # multicast = its query + the fan-out; the coordinator reports both, so fit the fan-out alone
     fan = {k: np.asarray(v, dtype=float) for k, v in extras.items() if str(k).startswith("fanout_")}
     fmed = {k: float(np.median(v)) for k, v in fan.items()}
-    c_pub = max(1e-7, (fmed[f"fanout_publish_{n}"] - fmed[f"fanout_publish_{n_small}"]) / (n - n_small))
-    c_req = max(1e-7, (fmed[f"fanout_ack_{n}"] - fmed[f"fanout_ack_{n_small}"]) / (n - n_small))
-    flush = fan[f"fanout_publish_{n}"] - c_pub * n
+    c_msg = float(cpu.get("per_message", CPU_DEFAULTS["per_message"]))
+    c_fan = float(cpu.get("per_fanout", CPU_DEFAULTS["per_fanout"]))
+    pub = "fanout_publish"  # with this process's agents listening, as most scenarios run
+    c_pub = max(1e-8, (fmed[f"{pub}_{n}"] - fmed[f"{pub}_{n_small}"]) / (n - n_small) - c_msg)
+    c_req = max(1e-7, (fmed[f"fanout_ack_{n}"] - fmed[f"fanout_ack_{n_small}"]) / (n - n_small) - c_msg)
+    flush = fan[f"{pub}_{n}"] - (c_pub + c_msg) * n - c_fan
     deliveries = np.asarray(extras.get(f"delivery_publish_{n_small}") or [6.6e-4])
     delivery = deliveries - c_pub * (n_small + 1) / 2
     # an ack fan-out ends with its slowest send, max_i((i+1) c_req + delivery_i) + ack: bootstrap that max
     draws = np.random.default_rng(0).choice(np.clip(delivery, 1e-6, None), (400, n))
-    slowest = float(np.median(np.max(draws + c_req * np.arange(1, n + 1), axis=1)))
+    slowest = float(np.median(np.max(draws + (c_req + c_msg) * np.arange(1, n + 1), axis=1)))
     ack = max(1e-6, fmed[f"fanout_ack_{n}"] - slowest)
     messaging = {
         "per_message": {"kind": "constant", "value": c_pub},
@@ -185,7 +199,7 @@ def fit_sim(
         "delivery": _empirical(delivery),
         "ack": {"kind": "constant", "value": ack},
     }
-    return {"registry": registry, "messaging": messaging}
+    return {"registry": registry, "messaging": messaging, "cpu": cpu}
 
 
 def machine_info() -> dict[str, Any]:
@@ -207,6 +221,7 @@ def build_calibration(
     *,
     params: Mapping[str, Any],
     servers: Mapping[str, str] | None = None,
+    cpu: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The calibration file's content: sim section, per-operation summaries, machine and parameters."""
     import datetime as _dt
@@ -217,7 +232,7 @@ def build_calibration(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": {**machine_info(), "servers": dict(servers or {})},
         "params": dict(params),
-        "sim": fit_sim(lat, extras, n=n, n_small=n_small, batch=batch),
+        "sim": fit_sim(lat, extras, n=n, n_small=n_small, batch=batch, cpu=cpu),
         "server_s_per_op": dict(extras.get("server_s", {})),
         "measurements": {k: _summary(v) for k, v in sorted(lat.items())},
     }
@@ -239,9 +254,9 @@ def load_calibration(path: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "build_calibration",
+    "fit_cpu",
     "fit_sim",
     "load_calibration",
     "machine_info",
-    "run_workload",
     "save_calibration",
 ]

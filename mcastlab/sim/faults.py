@@ -27,6 +27,7 @@ REGISTRY_OPS = (
     "get",
     "query",
     "count",
+    "ids",
     "claim",
     "next_deadline",
     "batch",

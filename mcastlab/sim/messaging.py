@@ -21,6 +21,7 @@ from mcastlab.backends.base import DELIVERED, ERROR, NO_LISTENER, TIMEOUT, UNAVA
 from mcastlab.backends.memory import Listeners
 from mcastlab.errors import BackendUnavailableError, ClosedError, DeliveryError, OperationTimeoutError
 from mcastlab.runtime import SimAwait, SimPyRuntime
+from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, OUTAGE, FaultPlan
 from mcastlab.sim.faults import ERROR as F_ERROR
 from mcastlab.sim.models import Sampler
@@ -54,8 +55,10 @@ class SimMessaging:
         *,
         rng: np.random.Generator,
         faults: FaultPlan | None = None,
+        cpu: SimCpu | None = None,
     ) -> None:
         self.spec = spec
+        self.cpu = cpu  # the coordinator process's CPU: framing messages, receiving in-process deliveries
         self.runtime: SimPyRuntime | None = None  # bound by open(runtime)
         self.env: Any = None
         # publish sends never block here, so the coordinator fans them out with one worker; ack sends
@@ -129,12 +132,24 @@ class SimMessaging:
     # ------------------------------------------------------------------ delivery
     def _on_delivery(self, event: Any) -> None:
         msg = event.value
+        cpu = self.cpu
+        if cpu is not None:  # an agent of this process receives it: its work queues on the process CPU now
+            msg = msg._replace(received_at=cpu.charge(self.env.now, cpu.per_delivery))
         for box in self._listeners.get(msg.identity, ()):
             box.deliver(msg)
 
+    def _charge_receipts(self, event: Any) -> None:
+        cpu = self.cpu
+        if cpu is not None:
+            cpu.charge(self.env.now, cpu.per_delivery * event.value)
+
     def _deliver(self, message: Message, t_recv: float, listeners: bool, sink: DeliverySink | None) -> None:
-        """Schedule the receipt at ``t_recv`` (or log it analytically for a sink)."""
+        """Schedule the receipt at ``t_recv`` (or log it analytically for a sink); an in-process receiver
+        (an inbox agent of this process) costs the process CPU when it receives."""
         self.delivered += 1
+        if sink is not None and self.cpu is not None:
+            ev = self.env.timeout(t_recv - self.env.now, 1)
+            ev.callbacks.append(self._charge_receipts)
         if sink is not None:
             sink.append(message.id, message.identity, message.sent_at, t_recv, DELIVERED)
         if listeners:
@@ -178,7 +193,9 @@ class SimMessaging:
         cost = self._per_message() if mode == "publish" else self._per_request()
         if factor != 1.0:
             cost *= factor
-        start = self.server.admit(now, cost)
+        cpu = self.cpu
+        ready = now if cpu is None else cpu.charge(now, cpu.per_message)
+        start = self.server.admit(ready, cost)
         accepted = start + cost
         c = self._send_stats
         c.count += 1
@@ -228,8 +245,10 @@ class SimMessaging:
             return failed
         now = self.env.now
         costs = self._per_message.many(n)
+        cpu = self.cpu
+        ready = now if cpu is None else cpu.charge(now, cpu.per_fanout + cpu.per_message * n)
         server = self.server
-        start = server._free if server._free > now else now
+        start = server._free if server._free > ready else ready
         accepted = start + np.cumsum(costs)
         total = float(costs.sum())
         server._free = float(accepted[-1])
@@ -252,6 +271,10 @@ class SimMessaging:
         for sink, idx in by_sink.values():
             pos = np.asarray(idx, np.int64)
             t_recv = accepted[pos] + self._delivery.many(len(pos))
+            if cpu is not None:  # the receivers stand for agents of this process: their work is charged to
+                # its CPU when the first receipt arrives (their receipt times are not delayed by it)
+                ev = self.env.timeout(float(t_recv.min()) - now, len(pos))
+                ev.callbacks.append(self._charge_receipts)
             sink.append_many(message_id, [identities[i] for i in idx], sent_at, t_recv)
             self.delivered += len(idx)
         return {}

@@ -31,6 +31,7 @@ from mcastlab.errors import (
 )
 from mcastlab.identity import Identity
 from mcastlab.runtime import SimAwait, SimPyRuntime
+from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, ERROR, OUTAGE, REGISTRY_OPS, FaultPlan
 from mcastlab.sim.fleet import FleetTable
 from mcastlab.sim.models import Sampler
@@ -75,8 +76,10 @@ class SimRegistry:
         rng: np.random.Generator,
         faults: FaultPlan | None = None,
         inner: MemoryRegistry | None = None,
+        cpu: SimCpu | None = None,
     ) -> None:
         self.spec = spec
+        self.cpu = cpu  # the coordinator process's CPU (client work); None: not modelled
         self.runtime: SimPyRuntime | None = None  # bound by open(runtime)
         self.env: Any = None
         self.inner = inner if inner is not None else MemoryRegistry()
@@ -98,7 +101,8 @@ class SimRegistry:
 
     # ------------------------------------------------------------------ timing
     def _wait(self, op: str, n: int = 0, factor: float = 1.0) -> Any:
-        """The awaitable for ``op``'s queueing + service + round trip (no coroutine on the hot path)."""
+        """The awaitable for ``op``: client CPU (request), server queue + service, round trip, client CPU
+        (decoding ``n`` items) — one SimPy timeout, no coroutine on the hot path."""
         env = self.env
         now = env.now
         svc = self._service[op](n)
@@ -106,23 +110,40 @@ class SimRegistry:
         if factor != 1.0:
             svc *= factor
             net *= factor
+        cpu = self.cpu
+        ready = now if cpu is None else cpu.charge(now, cpu.call(op))
         server = self.server
         if server.servers == 1:  # FcfsServer.admit, inlined for the common single-server case
-            start = server._free if server._free > now else now
+            start = server._free if server._free > ready else ready
             server._free = start + svc
             server.busy += svc
         else:
-            start = server.admit(now, svc)
+            start = server.admit(ready, svc)
         c = self._counters[op]
         c.count += 1
         c.items += n
-        c.wait_s += start - now
+        c.wait_s += start - ready
         c.service_s += svc
-        delay = start + svc + net - now
+        done = start + svc + net
+        if cpu is not None and n:  # decoding the reply queues on the CPU when the reply arrives
+            work = cpu.items(op, n)
+            if work > 0:
+                timeout = self._timeout
+                if timeout is not None and done - now > timeout:
+                    return self._time_out(op, timeout)
+                return self._decode(done - now, work)
+        delay = done - now
         timeout = self._timeout
         if timeout is not None and delay > timeout:
             return self._time_out(op, timeout)
         return SimAwait(env.timeout(delay))
+
+    async def _decode(self, reply_in: float, work: float) -> None:
+        """Wait for the reply, then for the client CPU to decode it (queued behind what else it does)."""
+        env = self.env
+        await SimAwait(env.timeout(reply_in))
+        assert self.cpu is not None
+        await SimAwait(env.timeout(self.cpu.charge(env.now, work) - env.now))
 
     async def _time_out(self, op: str, timeout: float) -> None:
         await SimAwait(self.env.timeout(timeout))
@@ -307,19 +328,20 @@ class SimRegistry:
         return found
 
     async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
-        factor = 1.0 if not self._faulty else await self._gate("query")
+        factor = 1.0 if not self._faulty else await self._gate("ids")
         ids = sorted(await self.inner.query_ids(flt, now=now))
         for fleet in self.fleets:
             ids.extend(fleet.names(fleet.live(flt, now)))
-        await self._wait("query", len(ids), factor)
+        await self._wait("ids", len(ids), factor)
         return ids
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
+        """Like the live registries, a count reads ids only (the ``ids`` costs)."""
         factor = 1.0 if not self._faulty else await self._gate("count")
         n = await self.inner.count(flt, now=now)
         for fleet in self.fleets:
             n += len(fleet.live(flt, now))
-        await self._wait("count", n, factor)
+        await self._wait("ids", n, factor)
         return n
 
     async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:

@@ -23,6 +23,10 @@ Schema (every key optional; unknown keys raise ConfigError naming the key and th
       delivery: {kind: lognormal, median: 6.6e-4, sigma: 0.2}  # server -> subscriber inbox
       ack: {kind: lognormal, median: 6.0e-5, sigma: 0.2}       # inbox acknowledgement back to the sender
       inline: false           # true: publish-only fast path (the coordinator fans out with one worker)
+    cpu:                      # the coordinator process's CPU (mcastlab.sim.cpu has every key; off: none)
+      cores: 1
+      call: {default: 6.0e-5, query: 1.2e-4}
+      per_item: {query: 3.0e-6}
     faults:                   # keys: target, kind, start, duration|end, probability, factor, ops, delay
       - {target: messaging, kind: outage, start: 600, duration: 30}
       - {target: registry, kind: slow, start: 100, duration: 10, factor: 5}
@@ -52,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from mcastlab.errors import ConfigError
+from mcastlab.sim.cpu import CpuSpec
 from mcastlab.sim.faults import REGISTRY_OPS, FaultSpec, parse_fault
 from mcastlab.sim.models import Model, parse_model
 
@@ -88,7 +93,7 @@ MESSAGING_DEFAULTS: dict[str, Any] = {
     "ack": {"kind": "lognormal", "median": 6.0e-5, "sigma": 0.2},
     "inline": False,
 }
-_TOP = ("calibration", "registry", "messaging", "faults")
+_TOP = ("calibration", "registry", "messaging", "cpu", "faults")
 _REG_KEYS = tuple(REGISTRY_DEFAULTS)
 _MSG_KEYS = tuple(MESSAGING_DEFAULTS)
 _OP_KEYS = ("default", *REGISTRY_OPS)
@@ -280,6 +285,7 @@ class SimSpec:
     registry: RegistrySpec
     messaging: MessagingSpec
     faults: tuple[FaultSpec, ...] = ()
+    cpu: CpuSpec = field(default_factory=CpuSpec)
     calibration: str | None = None
     source: str | None = field(default=None, compare=False)
 
@@ -292,6 +298,7 @@ class SimSpec:
         _unknown(d, _TOP, "sim", source)
         reg: dict[str, Any] = dict(REGISTRY_DEFAULTS)
         msg: dict[str, Any] = dict(MESSAGING_DEFAULTS)
+        cpu: dict[str, Any] = {}
         cal = d.get("calibration")
         if cal is not None:
             if not isinstance(cal, str | Path):
@@ -301,8 +308,12 @@ class SimSpec:
             cal_sim = load_calibration_sim(cal, source)
             reg = _merge_registry(reg, _mapping(cal_sim.get("registry"), "calibration.registry", source))
             msg = merge(msg, _mapping(cal_sim.get("messaging"), "calibration.messaging", source))
+            # a calibration file from before the CPU model has no cpu section: the defaults apply
+            cpu = merge(cpu, _mapping(cal_sim.get("cpu"), "calibration.cpu", source))
         reg = _merge_registry(reg, _mapping(d.get("registry"), "sim.registry", source))
         msg = merge(msg, _mapping(d.get("messaging"), "sim.messaging", source))
+        cpu_off = d.get("cpu") == "off"
+        cpu = merge(cpu, {} if cpu_off else _mapping(d.get("cpu"), "sim.cpu", source))
         raw_faults = d.get("faults") or []
         if not isinstance(raw_faults, list | tuple):
             raise ConfigError("sim.faults must be a list of fault mappings", key="sim.faults", source=source)
@@ -312,6 +323,7 @@ class SimSpec:
                 _registry(reg, source),
                 _messaging(msg, source),
                 faults,
+                CpuSpec.off() if cpu_off else CpuSpec.from_dict(cpu, "sim.cpu"),
                 None if cal is None else str(cal),
                 source,
             )
@@ -341,6 +353,7 @@ class SimSpec:
                 "ack": m.ack.to_dict(),
                 "inline": m.inline,
             },
+            "cpu": self.cpu.to_dict(),
             "faults": [f.to_dict() for f in self.faults],
         }
 

@@ -69,12 +69,13 @@ def progress_bar(total: float, desc: str, enabled: bool, unit: str = "s") -> Any
 
 
 def _context(scn: Scenario, coord: Coordinator, rec: Recorder, tol: float, yield_every: int,
-             backends: Backends | None = None) -> Context:
+             backends: Backends | None = None, cohort: bool = False) -> Context:
     m = scn.measure
+    cpu = getattr(backends.registry, "cpu", None) if backends is not None else None
     kw: dict[str, Any] = {"coordinator": coord, "seed": scn.seed, "recorder": rec, "duration": scn.duration,
                           "ttl": scn.ttl, "agents": m.agents, "tol": tol, "probe_interval": m.probe_interval,
-                          "probe_max": m.probe_max, "yield_every": yield_every}
-    if backends is not None:  # the cohort engine
+                          "probe_max": m.probe_max, "yield_every": yield_every, "cpu": cpu}
+    if cohort and backends is not None:
         ctx: Context = FleetContext(registry=backends.registry, messaging=backends.messaging, **kw)
     else:
         ctx = Context(**kw)
@@ -104,8 +105,7 @@ def drive_sim(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interruptio
     bar = progress_bar(scn.duration + scn.drain, f"{scn.name} [sim]", progress)
     try:
         cohort = scn.resolved_engine("sim") == "cohort"
-        ctx = drive.ctx = _context(scn, coord, rec, scn.measure.tolerance or 0.0, 0,
-                                   backends if cohort else None)
+        ctx = drive.ctx = _context(scn, coord, rec, scn.measure.tolerance or 0.0, 0, backends, cohort)
         rt.spawn(ctx.run_loop(scn.duration))
         end = ctx.origin + scn.duration + scn.drain
         step = max((end - env.now) / 200, 1e-3)

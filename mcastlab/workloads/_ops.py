@@ -38,6 +38,7 @@ class OpsMixin:
     tol: float
     inflight: int
     failure: BaseException | None
+    cpu: Any  # the simulated process CPU (mcastlab.sim.SimCpu) in sim runs, else None
     _tasks: dict[int, Any]
     _task_seq: int
 
@@ -49,6 +50,9 @@ class OpsMixin:
         return np.inf if t is None else t - self.origin
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        cpu = self.cpu
+        if cpu is not None:  # simulated: the load generator's own work, on the coordinator process's CPU
+            cpu.charge(self.runtime.now(), cpu.per_op)
         self._task_seq += 1
         key = self._task_seq
         self.inflight += 1

@@ -30,6 +30,8 @@ class Backends:
         from mcastlab.sim import SimMessaging, SimRegistry
 
         out: dict[str, float] = {}
+        if isinstance(self.registry, SimRegistry) and self.registry.cpu is not None:
+            out["coordinator-cpu"] = self.registry.cpu.server.busy
         if isinstance(self.registry, SimRegistry):
             out["registry-server"] = self.registry.server.busy
         if isinstance(self.messaging, SimMessaging):

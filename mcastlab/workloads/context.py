@@ -54,9 +54,11 @@ class Context(OpsMixin):
         probe_interval: float = 0.05,
         probe_max: float = 60.0,
         yield_every: int = 0,
+        cpu: Any = None,
     ) -> None:
         self.coord = coordinator
         self.runtime = coordinator.runtime
+        self.cpu = cpu  # sim: the coordinator process's CPU, charged per operation the generator issues
         self.origin = float(self.runtime.now())
         self.seed = seed
         self.rec = recorder

@@ -16,7 +16,8 @@ from mcastlab.calibrate import compare, format_table, main
 from mcastlab.errors import UnsupportedError
 from mcastlab.runtime import SimPyRuntime
 from mcastlab.sim import SimSpec, make_sim_backends
-from mcastlab.sim.calibration import build_calibration, load_calibration, run_workload, save_calibration
+from mcastlab.sim.calibration import build_calibration, load_calibration, save_calibration
+from mcastlab.workloads.calibration_load import run_workload
 
 PARAMS = {"n": 30, "n_small": 5, "reps": 80, "batch": 20}
 
@@ -31,9 +32,14 @@ def sim_workload(spec: Any, seed: int) -> tuple[dict[str, list[float]], dict[str
     def server_usec() -> float:  # the simulated server's busy time, as Redis' commandstats would give
         return reg.server.busy * 1e6
 
+    def cpu_seconds() -> float:  # the simulated process CPU's busy time, as process_time would give
+        assert reg.cpu is not None
+        return reg.cpu.server.busy
+
     async def go() -> Any:
         async with coord:
-            return await run_workload(coord, seed=seed, server_usec=server_usec, **PARAMS)
+            return await run_workload(coord, seed=seed, server_usec=server_usec, cpu_seconds=cpu_seconds,
+                                      **PARAMS)
 
     return rt.run(go())
 

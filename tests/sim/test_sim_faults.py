@@ -14,6 +14,7 @@ from mcastlab.workloads.agents import start_agents
 CONST = {
     "registry": {"service": {"default": 1e-5}, "network": {"default": 1e-4}},
     "messaging": {"per_message": 1e-5, "flush": 1e-4, "delivery": 5e-4, "ack": 1e-4},
+    "cpu": "off",  # exact constant latencies (no client CPU queue)
 }
 
 

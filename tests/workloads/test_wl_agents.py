@@ -13,6 +13,7 @@ PER_MSG, DELIVERY, ACK, NET, SVC = 1e-5, 5e-4, 1e-4, 1e-4, 1e-5
 SPEC = {
     "registry": {"service": {"default": SVC}, "network": {"default": NET}},
     "messaging": {"per_message": PER_MSG, "flush": 2e-4, "delivery": DELIVERY, "ack": ACK},
+    "cpu": "off",  # exact latencies: no client CPU queue
 }
 NAMES = [f"d{i}" for i in range(5)]
 

@@ -1,0 +1,165 @@
+"""The coordinator process's CPU as a simulated resource: what gives out first in a live asyncio process.
+
+A live coordinator is one asyncio process: one core's worth of CPU that every operation's client-side
+work queues on — encoding a request, decoding the identities a query returns, framing each message of a
+fan-out, building the result, receiving the deliveries of in-process agents, and (in a live run) the
+load generator and recorder themselves. :class:`SimCpu` is that resource: an FCFS queue with ``cores``
+servers (:class:`~mcastlab.sim.queue.FcfsServer`), on which every simulated backend of one process
+charges service time. Registry and messaging *server* time stay on their own queues, so under load the
+simulation shows which of the three saturates first, as live runs do.
+
+Costs (seconds; a calibration file's ``sim.cpu`` section, else these defaults — measured on this
+project's 2-core machine with Python 3.11, redis-py + hiredis and nats-py, see ``mcastlab calibrate``)::
+
+    cpu:
+      cores: 1                 # an asyncio process uses one core
+      call:                    # fixed client work per registry call (encode, send, parse, await)
+        default: 6.0e-5
+        query: 1.2e-4
+        ids: 8.0e-5
+        batch: 1.2e-4
+      per_item:                # per row decoded (query), id decoded (ids, claim), item encoded (batch)
+        query: 3.0e-6
+        ids: 4.0e-7
+        count: 4.0e-7
+        claim: 2.0e-6
+        batch: 4.0e-6
+      per_message: 1.5e-6      # a fan-out: frame and buffer one message (publish) or request (ack)
+      per_fanout: 4.0e-5       # a multicast's own work besides its query and messages (result, journal)
+      per_delivery: 1.2e-5     # an in-process inbox agent receiving one message
+      per_op: 2.5e-5           # the load generator scheduling and recording one operation
+
+Work is admitted when it is known: an operation's request-side work at its start, its decode work when
+its reply arrives (``charge`` may be given a time in the future). Admission follows the calls, not
+strictly the instants, so work admitted for a later instant can delay work of an earlier one by up to
+that gap (a round trip): a small, stated approximation that keeps one SimPy event per operation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcastlab.errors import ConfigError
+from mcastlab.sim.queue import FcfsServer
+
+CALL_OPS = ("default", "register", "heartbeat", "unregister", "get", "query", "ids", "count", "claim",
+            "next_deadline", "batch")
+CPU_DEFAULTS: dict[str, Any] = {
+    "cores": 1,
+    "call": {"default": 6.0e-5, "query": 1.2e-4, "ids": 8.0e-5, "batch": 1.2e-4},
+    "per_item": {"query": 3.0e-6, "ids": 4.0e-7, "count": 4.0e-7, "claim": 2.0e-6, "batch": 4.0e-6},
+    "per_message": 1.5e-6,
+    "per_fanout": 4.0e-5,
+    "per_delivery": 1.2e-5,
+    "per_op": 2.5e-5,
+}
+_KEYS = tuple(CPU_DEFAULTS)
+
+
+def _seconds(v: Any, path: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+        raise ConfigError(f"{path} must be a finite number of seconds >= 0, got {v!r}", key=path)
+    return float(v)
+
+
+def _table(d: Any, path: str) -> dict[str, float]:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{path} must be a mapping of operation -> seconds, got {d!r:.60}", key=path)
+    out = {}
+    for op, v in d.items():
+        if op not in CALL_OPS:
+            close = difflib.get_close_matches(str(op), CALL_OPS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown operation {path}.{op}{hint}; known: {', '.join(CALL_OPS)}",
+                              key=f"{path}.{op}")
+        out[str(op)] = _seconds(v, f"{path}.{op}")
+    return out
+
+
+@dataclass(frozen=True)
+class CpuSpec:
+    """Client-side CPU costs of one coordinator process (see the module docstring)."""
+
+    cores: int = 1
+    call: Mapping[str, float] = field(default_factory=lambda: dict(CPU_DEFAULTS["call"]))
+    per_item: Mapping[str, float] = field(default_factory=lambda: dict(CPU_DEFAULTS["per_item"]))
+    per_message: float = CPU_DEFAULTS["per_message"]
+    per_fanout: float = CPU_DEFAULTS["per_fanout"]
+    per_delivery: float = CPU_DEFAULTS["per_delivery"]
+    per_op: float = CPU_DEFAULTS["per_op"]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, path: str = "cpu") -> CpuSpec:
+        """Build from data (unknown keys refused, naming the closest known key)."""
+        d = dict(d or {})
+        for k in d:
+            if k not in _KEYS:
+                close = difflib.get_close_matches(str(k), _KEYS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown key {path}.{k}{hint}; known keys: {', '.join(_KEYS)}",
+                                  key=f"{path}.{k}")
+        cores = d.get("cores", 1)
+        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+            raise ConfigError(f"{path}.cores must be an int >= 1, got {cores!r}", key=f"{path}.cores")
+        call = {**CPU_DEFAULTS["call"], **_table(d.get("call", {}), f"{path}.call")}
+        item = {**CPU_DEFAULTS["per_item"], **_table(d.get("per_item", {}), f"{path}.per_item")}
+        scalars = {k: _seconds(d.get(k, CPU_DEFAULTS[k]), f"{path}.{k}")
+                   for k in ("per_message", "per_fanout", "per_delivery", "per_op")}
+        return cls(cores, call, item, **scalars)
+
+    @classmethod
+    def off(cls) -> CpuSpec:
+        """No client CPU cost at all (``cpu: off`` in a spec): the model of before the CPU model, for
+        tests that check exact latencies."""
+        zero = dict.fromkeys(CALL_OPS, 0.0)
+        return cls(1, zero, dict(zero), 0.0, 0.0, 0.0, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cores": self.cores, "call": dict(self.call), "per_item": dict(self.per_item),
+                "per_message": self.per_message, "per_fanout": self.per_fanout,
+                "per_delivery": self.per_delivery, "per_op": self.per_op}
+
+
+class SimCpu:
+    """One process's CPU: an FCFS queue of ``cores`` servers that backends charge work to."""
+
+    __slots__ = ("_call", "_default", "_item", "per_delivery", "per_fanout", "per_message", "per_op",
+                 "server", "spec")
+
+    def __init__(self, spec: CpuSpec | None = None) -> None:
+        self.spec = spec = spec if spec is not None else CpuSpec()
+        self.server = FcfsServer(spec.cores)
+        self._default = spec.call.get("default", 0.0)
+        self._call = {op: spec.call.get(op, self._default) for op in CALL_OPS}
+        self._item = {op: spec.per_item.get(op, 0.0) for op in CALL_OPS}
+        self.per_message = spec.per_message
+        self.per_fanout = spec.per_fanout
+        self.per_delivery = spec.per_delivery
+        self.per_op = spec.per_op
+
+    def charge(self, t: float, seconds: float) -> float:
+        """Queue ``seconds`` of work arriving at ``t``; return when it is done."""
+        if seconds <= 0:
+            return t
+        server = self.server
+        if server.servers == 1:  # FcfsServer.admit, inlined for the common case
+            start = server._free if server._free > t else t
+            server._free = start + seconds
+            server.busy += seconds
+            return start + seconds
+        return server.admit(t, seconds) + seconds
+
+    def call(self, op: str) -> float:
+        """Fixed client work of one registry call of kind ``op``."""
+        return self._call.get(op, self._default)
+
+    def items(self, op: str, n: int) -> float:
+        """Client work for ``n`` items of a registry call of kind ``op``."""
+        return self._item.get(op, 0.0) * n if n else 0.0
+
+
+__all__ = ["CALL_OPS", "CPU_DEFAULTS", "CpuSpec", "SimCpu"]

@@ -1,0 +1,128 @@
+"""The calibration workload: every operation measured at known sizes, live or in sim, with its CPU time.
+
+Ordinary coordinator code, so the same function measures live servers (asyncio) and the simulation
+(SimPy). At two population sizes it times register, heartbeat, enumerate (every live identity), count
+and multicast by an exact filter (ids only), multicast in publish mode with and without in-process
+inbox agents listening, and multicast in ack mode; then a batch of concurrent registers. Around each
+phase it reads the process's CPU seconds (``cpu_seconds``: ``time.process_time`` live, the simulated
+CPU's busy time in sim) and the registry server's busy time (``server_usec``), so the fit can split
+each operation's latency into client CPU (per call and per item), server time and the rest (network
+and scheduling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mcastlab.workloads.agents import AgentPool, DeliveryLog
+
+EXACT = {"status": "online"}  # matches everyone, through an exact index plan: the ids-only path
+
+
+async def run_workload(
+    coord: Any, *, n: int, n_small: int, reps: int, batch: int, seed: int,
+    server_usec: Callable[[], float] | None = None, cpu_seconds: Callable[[], float] | None = None,
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Measure each operation; return ``(latencies by label, extras)``; works under any runtime.
+
+    ``extras["server_s"]``: the registry server's busy seconds per operation of a phase;
+    ``extras["cpu"]``: one ``(kind, calls, items, cpu_seconds)`` sample per phase, for the CPU fit.
+    """
+    rt = coord.runtime
+    rng = np.random.default_rng(seed)
+    lat: dict[str, list[float]] = {}
+    extras: dict[str, Any] = {"server_s": {}, "cpu": []}
+    marks: dict[str, tuple[float | None, float | None]] = {}
+
+    async def timed(label: str, aw: Any) -> Any:
+        t0 = rt.now()
+        out = await aw
+        lat.setdefault(label, []).append(rt.now() - t0)
+        return out
+
+    def begin(label: str) -> None:
+        marks[label] = (None if server_usec is None else float(server_usec()),
+                        None if cpu_seconds is None else float(cpu_seconds()))
+
+    def end(label: str, kind: str, calls: int, items: int = 0) -> None:
+        srv, cpu = marks.pop(label)
+        if srv is not None and server_usec is not None and calls:
+            extras["server_s"][label] = (float(server_usec()) - srv) / 1e6 / calls
+        if cpu is not None and cpu_seconds is not None and calls:
+            extras["cpu"].append((kind, calls, items, float(cpu_seconds()) - cpu))
+
+    names = [f"id-{i:05d}" for i in range(n)]
+    pool = AgentPool(coord, DeliveryLog())
+    for phase, size in enumerate((n_small, n)):
+        first = n_small if phase else 0
+        begin(f"register_{phase}")
+        for name in names[first:size]:  # grow the population to `size`
+            await timed("register", coord.register(name, {"status": "online", "phase": phase}))
+        end(f"register_{phase}", "register", size - first)
+        begin(f"enumerate_{size}")
+        for _ in range(reps):  # no filter: every live identity (the same in every backend)
+            await timed(f"enumerate_{size}", coord.enumerate())
+        end(f"enumerate_{size}", "query", reps, reps * size)
+        begin(f"count_{size}")
+        for _ in range(reps):
+            await timed(f"count_{size}", coord.count(EXACT))
+        end(f"count_{size}", "ids", reps, reps * size)
+        fan = extras.setdefault(f"fanout_bare_{size}", [])
+        begin(f"multicast_bare_{size}")
+        for _ in range(reps):  # nobody listens in this process: the fan-out's own work
+            res = await timed(f"multicast_bare_{size}", coord.multicast(EXACT, b"cal", mode="publish"))
+            fan.append(res.duration_s - res.enumerate_s)
+        await rt.sleep(0.05)
+        end(f"multicast_bare_{size}", "multicast", reps, reps * size)
+        pool.start(names[first:size], "device")
+        await rt.sleep(0.5)
+        for mode in ("publish", "ack"):
+            before = len(pool.log)
+            fan = extras.setdefault(f"fanout_{mode}_{size}", [])
+            begin(f"multicast_{mode}_{size}")
+            for _ in range(reps):
+                res = await timed(f"multicast_{mode}_{size}", coord.multicast(None, b"cal", mode=mode))
+                fan.append(res.duration_s - res.enumerate_s)
+                if res.delivered != size:
+                    extras["undelivered"] = extras.get("undelivered", 0) + size - res.delivered
+            await rt.sleep(0.05)
+            if mode == "publish":  # the same fan-out, now also received by this process's agents
+                end(f"multicast_{mode}_{size}", "multicast_agents", reps, reps * size)
+            else:
+                marks.pop(f"multicast_{mode}_{size}")
+            extras[f"delivery_{mode}_{size}"] = pool.log.latency_s[before:].tolist()
+        pool.stop()
+        await rt.sleep(0.05)
+    begin("register_2")
+    extra_regs = rng.integers(0, n, max(0, reps - n)).tolist()
+    for k in extra_regs:  # re-register (upsert) to reach `reps` samples
+        await timed("register", coord.register(names[k], {"status": "online", "phase": 2}))
+    end("register_2", "register", len(extra_regs))
+    _pool_server_register(extras, weights=[n_small, n - n_small, len(extra_regs)])
+    begin("heartbeat")
+    for k in rng.integers(0, n, reps).tolist():
+        await timed("heartbeat", coord.heartbeat(names[k]))
+    end("heartbeat", "heartbeat", reps)
+    begin("register_batch")
+    rounds = max(3, reps // 50)
+    for r in range(rounds):
+        extra = [f"batch-{r}-{i:05d}" for i in range(batch)]
+        await timed("register_batch", rt.gather(*[coord.register(x, {"grp": "batch"}) for x in extra]))
+        await rt.gather(*[coord.unregister(x) for x in extra])
+    end("register_batch", "register_batch", rounds * batch * 2)
+    return lat, extras
+
+
+def _pool_server_register(extras: dict[str, Any], weights: list[int]) -> None:
+    """One server time for register, weighted over the three register phases."""
+    srv = extras["server_s"]
+    regs = [srv.pop(f"register_{p}", None) for p in range(3)]
+    known = [(r, w) for r, w in zip(regs, weights, strict=True) if r is not None and w]
+    if known:
+        srv["register"] = sum(r * w for r, w in known) / sum(w for _, w in known)
+
+
+__all__ = ["EXACT", "run_workload"]
