@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiokafka.errors as kerr
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import CloseReason
 from aiokafka.partitioner import murmur2
 
 from mcastlab.errors import BackendError, BackendUnavailableError, ConfigError, OperationTimeoutError
@@ -28,6 +29,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     kerr.NotLeaderForPartitionError, kerr.LeaderNotAvailableError, kerr.UnknownTopicOrPartitionError,
     kerr.ProducerClosed, OSError,
 )  # fmt: skip
+
+
+_BROKEN = (CloseReason.CONNECTION_BROKEN, CloseReason.CONNECTION_TIMEOUT, CloseReason.OUT_OF_SYNC)
 
 
 def parse_bootstrap(value: object, *, key: str = "bootstrap") -> list[str]:
@@ -86,9 +90,9 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 
 async def ensure_topic(bootstrap: list[str], topic: str, partitions: int, *, timeout: float,
-                       backend: str) -> int:
+                       backend: str) -> tuple[int, bool]:
     """Create ``topic`` (replication factor 1 unless the cluster has more brokers: then up to 3) if it
-    does not exist; return its partition count. Typed errors only."""
+    does not exist; return its partition count and whether it was created now. Typed errors only."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
@@ -96,13 +100,15 @@ async def ensure_topic(bootstrap: list[str], topic: str, partitions: int, *, tim
         replicas = min(3, max(1, len(meta.get("brokers", ())) if isinstance(meta, dict) else 1))
         res = await asyncio.wait_for(admin.create_topics(
             [NewTopic(topic, num_partitions=partitions, replication_factor=replicas)]), timeout)
+        created = False
         for _name, code, *rest in getattr(res, "topic_errors", ()):
+            created = created or code == 0
             if code not in (0, kerr.TopicAlreadyExistsError.errno):
                 raise BackendError(f"cannot create Kafka topic {topic!r}: error {code} {rest}",
                                    backend=backend)
         described = await asyncio.wait_for(admin.describe_topics([topic]), timeout)
         found = [len(t.get("partitions", ())) for t in described if t.get("topic") == topic]
-        return found[0] if found and found[0] else partitions
+        return (found[0] if found and found[0] else partitions), created
     except BackendError:
         raise
     except TimeoutError:
@@ -115,6 +121,21 @@ async def ensure_topic(bootstrap: list[str], topic: str, partitions: int, *, tim
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(admin.close(), 2.0)
+
+
+def watch_connections(client: Any, on_broken: Callable[[], None]) -> None:
+    """Call ``on_broken()`` whenever aiokafka's ``client`` loses a broker connection (not on idle drops or
+    shutdown). Uses aiokafka's private close callback; does nothing if that is missing (other versions)."""
+    original = getattr(client, "_on_connection_closed", None)
+    if not callable(original):
+        return
+
+    def on_closed(conn: Any, reason: Any) -> None:
+        original(conn, reason)
+        if reason in _BROKEN:
+            on_broken()
+
+    client._on_connection_closed = on_closed
 
 
 def unavailable(exc: BaseException, what: str, backend: str) -> BackendError:
@@ -132,4 +153,5 @@ async def stop_quietly(client: Any, timeout: float = 2.0) -> None:
 
 
 __all__ = ["UNAVAILABLE_ERRORS", "check_positive", "check_topic", "ensure_topic", "identity_key",
-           "key_identity", "parse_bootstrap", "partition_for", "stop_quietly", "unavailable"]
+           "key_identity", "parse_bootstrap", "partition_for", "stop_quietly", "unavailable",
+           "watch_connections"]

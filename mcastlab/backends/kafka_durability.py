@@ -14,9 +14,13 @@ Records (key = message id, or identity for hand-outs; header ``Mcast-Journal`` =
 * ``T`` target chunk ``{"m": id, "t": [identity, ...]}`` (at most ``chunk`` targets each), then
 * ``R`` the multicast itself ``{"f": filter, "c": created_at, "n": targets}`` + ``\\n`` + payload.
   ``record`` produces the chunks and the head *last* with ``acks="all"`` and returns once the broker has
-  acknowledged all of them, so a coordinator killed before that leaves chunks with no head (ignored: no
-  trace) and one killed after leaves the whole multicast. A second ``R`` for a known id is ignored
-  (``record`` is idempotent).
+  acknowledged all of them. A coordinator killed before the head is in the log leaves chunks with no
+  head (ignored: no trace); once the head is in the log — even if its acknowledgement never arrived —
+  the whole multicast is there, ``pending``, and replay offers it (flagged: it may have arrived). A
+  second ``R`` for a known id is ignored (``record`` is idempotent).
+* ``X`` an abort ``{"m": id}``: ``record`` raised (nothing was sent) but the producer may still deliver
+  its records later, so the next successful write journals this marker after them and every view
+  forgets that multicast.
 * ``O`` outcomes ``{"m": id, "s": {identity: status}, "n": now}``; ``H`` a hand-out ``{"i": identity,
   "m": [id, ...]}``; ``P`` a purge ``{"c": cutoff}`` (drops messages created before ``cutoff`` from
   every view; the broker's own retention decides when the log itself forgets).
@@ -46,10 +50,17 @@ from mcastlab.backends._kafka_common import (
     parse_bootstrap,
     stop_quietly,
     unavailable,
+    watch_connections,
 )
 from mcastlab.backends._sql_common import DELIVERED, PENDING, check_seconds, replayed
 from mcastlab.backends.base import DurableRecord, Message
-from mcastlab.errors import BackendError, ClosedError, ConfigError, OperationTimeoutError
+from mcastlab.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ClosedError,
+    ConfigError,
+    OperationTimeoutError,
+)
 
 TYPE_HEADER = "Mcast-Journal"
 
@@ -61,13 +72,14 @@ class _View:
         self.messages: dict[str, tuple[str, bytes, float, tuple[str, ...]]] = {}
         self.by_identity: dict[str, dict[str, list[Any]]] = {}  # identity -> {id: [status, handed_out]}
         self._chunks: dict[str, list[str]] = {}
+        self.aborted: set[str] = set()
 
     def apply(self, kind: bytes, key: bytes, value: bytes) -> None:
         if kind == b"R":
             meta, _, payload = value.partition(b"\n")
             mid = key.decode()
             targets = tuple(self._chunks.pop(mid, ()))
-            if mid in self.messages:
+            if mid in self.messages or mid in self.aborted:
                 return
             head = json.loads(meta)
             self.messages[mid] = (head["f"], payload, float(head["c"]), targets)
@@ -89,17 +101,25 @@ class _View:
                     rows[mid][1] += 1
         elif kind == b"P":
             self.purge(float(doc["c"]))
+        elif kind == b"X":
+            self.aborted.add(doc["m"])
+            self._drop([doc["m"]])
 
     def purge(self, cutoff: float) -> int:
         old = [mid for mid, m in self.messages.items() if m[2] < cutoff]
-        for mid in old:
+        self._drop(old)
+        return len(old)
+
+    def _drop(self, mids: list[str]) -> None:
+        for mid in mids:
+            if mid not in self.messages:
+                continue
             for ident in self.messages.pop(mid)[3]:
                 rows = self.by_identity.get(ident)
                 if rows is not None:
                     rows.pop(mid, None)
                     if not rows:
                         del self.by_identity[ident]
-        return len(old)
 
 
 class KafkaDurability:
@@ -125,6 +145,10 @@ class KafkaDurability:
         self._reading = asyncio.Lock()
         self._opens = 0
         self._next_purge = float("-inf")
+        self._down = False
+        self.disconnects = 0
+        self.journal_resets = 0  # times the broker was found to have lost the journal (no storage)
+        self._aborts: dict[str, None] = {}  # ids whose record() failed: abort markers still to write
 
     def __repr__(self) -> str:
         return f"KafkaDurability({','.join(self.bootstrap)!r}, topic={self.topic!r})"
@@ -145,13 +169,14 @@ class KafkaDurability:
                                         enable_auto_commit=False, auto_offset_reset="earliest",
                                         fetch_max_wait_ms=50, request_timeout_ms=int(self.timeout * 1000),
                                         client_id=f"{self.client_id}-journal")
+            watch_connections(producer.client, self._broken)  # before start: its connections use it
             await asyncio.wait_for(producer.start(), self.timeout)
             await asyncio.wait_for(consumer.start(), self.timeout)
             consumer.assign([self._tp])
             await asyncio.wait_for(consumer.seek_to_beginning(self._tp), self.timeout)
             self._producer, self._consumer = producer, consumer
             await self._catch_up()
-        except BaseException as exc:
+        except BaseException as exc:  # (the journal is replayed from offset 0 into an empty view)
             self._opens = 0
             self._producer = self._consumer = None
             await stop_quietly(consumer)
@@ -178,30 +203,56 @@ class KafkaDurability:
             raise ClosedError("KafkaDurability is not open; pass it to a Coordinator or await open()")
         return self._producer, self._consumer
 
+    def _broken(self) -> None:
+        self.disconnects += 1
+        self._down = True
+
+    async def _ensure_up(self) -> None:
+        """After a broken connection: reach the broker (bounded) and re-create the topic if it was lost."""
+        if self._down:
+            _, created = await ensure_topic(self.bootstrap, self.topic, 1, timeout=min(self.timeout, 1.0),
+                                            backend=self.name)
+            self._down = False
+            if created and self._consumer is not None:  # the broker lost the journal (no storage): the
+                self.journal_resets += 1  # view keeps what it knew; read the new journal from its start
+                self._consumer.seek(self._tp, 0)
+
     # ------------------------------------------------------------------ journal I/O
     async def _write(self, records: list[tuple[bytes, bytes, bytes]]) -> None:
         """Produce ``(type, key, value)`` records in order; return once the broker acknowledged all."""
         producer, _ = self._clients()
+        await self._ensure_up()
+        aborts = [(b"X", m.encode(), self._json({"m": m})) for m in self._aborts]
+        records = [*aborts, *records]
         try:
             futures = [await asyncio.wait_for(producer.send(
                 self.topic, value, key=key, partition=0, headers=[(TYPE_HEADER, kind)]), self.timeout)
                 for kind, key, value in records]
             await asyncio.wait_for(asyncio.gather(*futures), self.timeout)
+            for _, key, _ in aborts:
+                self._aborts.pop(key.decode(), None)
         except TimeoutError:
+            self._down = True  # check the broker (and the topic) before the next write
             raise OperationTimeoutError(f"the Kafka journal did not acknowledge within {self.timeout} s",
                                         backend=self.name) from None
         except BackendError:
             raise
         except Exception as exc:
-            raise unavailable(exc, f"writing to the Kafka journal {self.topic!r} failed", self.name) from None
+            err = unavailable(exc, f"writing to the Kafka journal {self.topic!r} failed", self.name)
+            self._down = self._down or isinstance(err, BackendUnavailableError)
+            raise err from None
 
     async def _catch_up(self) -> None:
         """Apply every journal record up to the end offset as of now."""
         _, consumer = self._clients()
         view = self._view
+        await self._ensure_up()
         async with self._reading:
             try:
                 end = (await asyncio.wait_for(consumer.end_offsets([self._tp]), self.timeout))[self._tp]
+                if end < await consumer.position(self._tp):  # shorter than read: lost, as above
+                    self.journal_resets += 1
+                    consumer.seek(self._tp, 0)
                 deadline = asyncio.get_running_loop().time() + self.timeout
                 while await consumer.position(self._tp) < end:
                     if asyncio.get_running_loop().time() > deadline:
@@ -233,7 +284,13 @@ class KafkaDurability:
                   for i in range(0, len(targets), self.chunk)]
         meta = self._json({"f": rec.filter, "c": rec.created_at, "n": len(targets)})
         head = meta + b"\n" + bytes(rec.payload)
-        await self._write([*chunks, (b"R", key, head)])
+        try:
+            await self._write([*chunks, (b"R", key, head)])
+        except BackendError:
+            # the caller sends nothing, but the producer may still deliver these records later: the
+            # next successful write journals an abort marker after them, so no replay offers them
+            self._aborts[mid] = None
+            raise
         if self.retention is not None and rec.created_at >= self._next_purge:
             self._next_purge = rec.created_at + self.retention / 10
             await self.purge(now=rec.created_at)

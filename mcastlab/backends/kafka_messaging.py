@@ -41,7 +41,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.conn import CloseReason
 
 from mcastlab.backends._kafka_common import (
     check_positive,
@@ -53,6 +52,7 @@ from mcastlab.backends._kafka_common import (
     partition_for,
     stop_quietly,
     unavailable,
+    watch_connections,
 )
 from mcastlab.backends._subjects import HEADER, header_value, parse_header
 from mcastlab.backends.base import ERROR, UNAVAILABLE, Capabilities, Message
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
     from mcastlab.runtime.base import Runtime
 
 log = logging.getLogger("mcastlab.kafka")
-_BROKEN = (CloseReason.CONNECTION_BROKEN, CloseReason.CONNECTION_TIMEOUT, CloseReason.OUT_OF_SYNC)
 
 
 class KafkaMessaging:
@@ -123,12 +122,13 @@ class KafkaMessaging:
             return
         self._runtime = runtime
         try:
-            self.partitions = await ensure_topic(self.bootstrap, self.topic, self.partitions,
+            self.partitions, _ = await ensure_topic(self.bootstrap, self.topic, self.partitions,
                                                  timeout=self.timeout, backend=self.name)
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=self._linger_ms,
                 max_batch_size=self._batch_bytes, max_request_size=self._batch_bytes + 4096,
                 request_timeout_ms=int(self.timeout * 1000), client_id=self.client_id)
+            watch_connections(producer.client, self._broken)  # before start: its connections use it
             try:
                 await asyncio.wait_for(producer.start(), self.timeout)
             except BaseException as exc:
@@ -140,7 +140,6 @@ class KafkaMessaging:
             self._opens = 0
             raise
         self._producer = producer
-        self._watch(producer.client)
 
     async def close(self) -> None:
         """Release one open; the last one stops the consumer and the producer."""
@@ -160,19 +159,9 @@ class KafkaMessaging:
         await stop_quietly(producer)
         self._inflight.clear()
 
-    def _watch(self, client: Any) -> None:
-        """Mark the backend down when a broker connection breaks (aiokafka's close callback)."""
-        original = getattr(client, "_on_connection_closed", None)
-        if not callable(original):
-            return
-
-        def on_closed(conn: Any, reason: Any) -> None:
-            original(conn, reason)
-            if reason in _BROKEN:
-                self.disconnects += 1
-                self._down = True
-
-        client._on_connection_closed = on_closed
+    def _broken(self) -> None:
+        self.disconnects += 1
+        self._down = True
 
     def _live_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -310,6 +299,7 @@ class KafkaMessaging:
             if self._down:
                 raise BackendUnavailableError("Kafka connection broke before the fan-out was acknowledged",
                                               backend=self.name)
+            self._down = True  # check the broker (and the topic) before the next fan-out
             raise OperationTimeoutError(f"Kafka did not acknowledge the fan-out within {timeout} s",
                                         backend=self.name)
 
