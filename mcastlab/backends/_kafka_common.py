@@ -16,8 +16,8 @@ from typing import Any
 import aiokafka.errors as kerr
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import CloseReason
-from aiokafka.partitioner import murmur2
 
+from mcastlab.backends._kafka_keys import identity_key, key_identity, partition_for
 from mcastlab.errors import BackendError, BackendUnavailableError, ConfigError, OperationTimeoutError
 
 _TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -71,22 +71,6 @@ def check_positive(value: object, *, key: str, integer: bool = False, limit: flo
         what = "an int" if integer else "a number"
         raise ConfigError(f"{key} must be {what} > 0 and <= {limit:g}, got {value!r:.40}", key=key)
     return value
-
-
-def identity_key(identity: str) -> bytes:
-    """The record key of ``identity``: its UTF-8 bytes (exact, injective; keys are not routing syntax)."""
-    return identity.encode("utf-8", "surrogatepass")
-
-
-def key_identity(key: bytes | None) -> str:
-    """Inverse of :func:`identity_key`."""
-    return "" if key is None else key.decode("utf-8", "surrogatepass")
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition of ``key``: murmur2 as the Java client and aiokafka's default partitioner do, so any
-    Kafka client producing the same key picks the same partition."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topic(bootstrap: list[str], topic: str, partitions: int, *, timeout: float,

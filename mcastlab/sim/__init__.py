@@ -62,6 +62,10 @@ def make_sim_backends(
     reg_faults = FaultPlan([f for f in spec.faults if f.target == "registry"], g_fr)
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
     registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults)
+    if spec.kafka is not None:  # Kafka-like: partitioned log, batching, consumer fetch (mcastlab.sim.kafka)
+        from mcastlab.sim.kafka import SimKafkaMessaging
+
+        return registry, SimKafkaMessaging(spec.messaging, spec.kafka, rng=g_msg, faults=msg_faults)
     messaging = SimMessaging(spec.messaging, rng=g_msg, faults=msg_faults)
     return registry, messaging
 
