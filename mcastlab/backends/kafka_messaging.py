@@ -233,34 +233,29 @@ class KafkaMessaging:
         if not await self._recovered():
             return dict.fromkeys(identities, UNAVAILABLE)
         headers = [(HEADER, header_value(Message(message_id, payload, "", sent_at)).encode())]
-        route, create = self._route, producer.create_batch
+        routes, route, create = self._parts, self._route, producer.create_batch
         builders: dict[int, Any] = {}
-        members: dict[int, list[str]] = {}
         futures = self._inflight.setdefault(message_id, [])
         try:
             for ident in identities:
-                key, part = route(ident)
+                key, part = routes.get(ident) or route(ident)
                 builder = builders.get(part)
                 if builder is None:
                     builder = builders[part] = create()
-                    members[part] = []
                 if builder.append(key=key, value=payload, timestamp=None, headers=headers) is None:
-                    await self._submit(producer, builders.pop(part), part, members.pop(part),
-                                       futures)
+                    await self._submit(producer, builders.pop(part), part, futures)  # full: send it
                     builder = builders[part] = create()
-                    members[part] = []
                     if builder.append(key=key, value=payload, timestamp=None, headers=headers) is None:
                         raise DeliveryError(f"one record to {ident!r} exceeds max_batch_bytes="
                                             f"{self._batch_bytes}", status=ERROR, backend=self.name)
-                members[part].append(ident)
             for part, builder in builders.items():
-                await self._submit(producer, builder, part, members[part], futures)
+                await self._submit(producer, builder, part, futures)
         except DeliveryError as exc:
             futures.clear()  # the fan-out is incomplete: fail all of it rather than confirm a part
             return dict.fromkeys(identities, exc.status)
         return {}
 
-    async def _submit(self, producer: AIOKafkaProducer, builder: Any, part: int, idents: list[str],
+    async def _submit(self, producer: AIOKafkaProducer, builder: Any, part: int,
                       futures: list[asyncio.Future[Any]]) -> None:
         """Hand one record batch to the producer (bounded wait); its future goes to ``futures``."""
         try:
