@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -93,7 +92,9 @@ class KafkaMessaging:
         self.topic = check_topic(f"{prefix}.inbox", key="prefix")
         self.partitions = int(check_positive(partitions, key="partitions", integer=True, limit=10_000))
         self.timeout = float(check_positive(timeout, key="timeout", limit=3600))
-        self._linger_ms = int(check_positive(linger_ms + 1, key="linger_ms", integer=True, limit=60_001)) - 1
+        if isinstance(linger_ms, bool) or not isinstance(linger_ms, int) or not 0 <= linger_ms <= 60_000:
+            raise ConfigError(f"linger_ms must be an int in 0..60000, got {linger_ms!r:.40}", key="linger_ms")
+        self._linger_ms = linger_ms
         self._batch_bytes = int(check_positive(max_batch_bytes, key="max_batch_bytes", integer=True,
                                                limit=64 << 20))
         self.recover_interval = float(check_positive(recover_interval, key="recover_interval", limit=60))
@@ -182,7 +183,7 @@ class KafkaMessaging:
         """While down: one bounded attempt (rate-limited) to reach the broker and re-create the topic."""
         if not self._down:
             return True
-        now = time.monotonic()
+        now = asyncio.get_running_loop().time()  # the event loop's clock: only paces reconnect attempts
         if now < self._next_recover:
             return False
         self._next_recover = now + self.recover_interval

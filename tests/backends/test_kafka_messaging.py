@@ -136,7 +136,9 @@ async def test_wire_format_as_a_plain_kafka_consumer_sees_it(kafka_bootstrap: st
     ({"partitions": 0}, "partitions"), ({"partitions": True}, "partitions"),
     ({"partitions": 1.5}, "partitions"),
     ({"timeout": 0}, "timeout"), ({"timeout": float("nan")}, "timeout"), ({"linger_ms": -1}, "linger_ms"),
+    ({"linger_ms": "5"}, "linger_ms"),
     ({"max_batch_bytes": 0}, "max_batch_bytes"), ({"client_id": ""}, "client_id"),
+    ({"fetch_wait": 0}, "fetch_wait"), ({"recover_interval": -1}, "recover_interval"),
 ])  # fmt: skip
 def test_constructor_validates(kwargs: dict[str, Any], key: str) -> None:
     kw = {"bootstrap": "127.0.0.1:9", **kwargs}
