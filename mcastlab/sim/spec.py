@@ -93,7 +93,7 @@ MESSAGING_DEFAULTS: dict[str, Any] = {
     "ack": {"kind": "lognormal", "median": 6.0e-5, "sigma": 0.2},
     "inline": False,
 }
-_TOP = ("calibration", "registry", "messaging", "cpu", "faults")
+_TOP = ("calibration", "registry", "messaging", "cpu", "faults", "kafka")
 _REG_KEYS = tuple(REGISTRY_DEFAULTS)
 _MSG_KEYS = tuple(MESSAGING_DEFAULTS)
 _OP_KEYS = ("default", *REGISTRY_OPS)
@@ -288,6 +288,7 @@ class SimSpec:
     cpu: CpuSpec = field(default_factory=CpuSpec)
     calibration: str | None = None
     source: str | None = field(default=None, compare=False)
+    kafka: Any = None  # a mcastlab.sim.kafka.KafkaSpec: Kafka-like messaging instead of the NATS-like one
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, *, source: str | None = None) -> SimSpec:
@@ -300,12 +301,14 @@ class SimSpec:
         msg: dict[str, Any] = dict(MESSAGING_DEFAULTS)
         cpu: dict[str, Any] = {}
         cal = d.get("calibration")
+        cal_kafka = None
         if cal is not None:
             if not isinstance(cal, str | Path):
                 raise ConfigError(
                     "sim.calibration must be a file path or 'default'", key="sim.calibration", source=source
                 )
             cal_sim = load_calibration_sim(cal, source)
+            cal_kafka = cal_sim.get("kafka")
             reg = _merge_registry(reg, _mapping(cal_sim.get("registry"), "calibration.registry", source))
             msg = merge(msg, _mapping(cal_sim.get("messaging"), "calibration.messaging", source))
             # a calibration file from before the CPU model has no cpu section: the defaults apply
@@ -314,6 +317,13 @@ class SimSpec:
         msg = merge(msg, _mapping(d.get("messaging"), "sim.messaging", source))
         cpu_off = d.get("cpu") == "off"
         cpu = merge(cpu, {} if cpu_off else _mapping(d.get("cpu"), "sim.cpu", source))
+        kafka = None
+        if "kafka" in d:  # ``kafka: {}`` (or null) selects the Kafka-like model with its defaults
+            from mcastlab.sim.kafka import KafkaSpec
+
+            layered = merge(_mapping(cal_kafka, "calibration.kafka", source),
+                            _mapping(d.get("kafka"), "sim.kafka", source))
+            kafka = KafkaSpec.from_dict(layered)
         raw_faults = d.get("faults") or []
         if not isinstance(raw_faults, list | tuple):
             raise ConfigError("sim.faults must be a list of fault mappings", key="sim.faults", source=source)
@@ -326,6 +336,7 @@ class SimSpec:
                 CpuSpec.off() if cpu_off else CpuSpec.from_dict(cpu, "sim.cpu"),
                 None if cal is None else str(cal),
                 source,
+                kafka,
             )
         except ConfigError as exc:
             if source and exc.source is None:
@@ -355,6 +366,7 @@ class SimSpec:
             },
             "cpu": self.cpu.to_dict(),
             "faults": [f.to_dict() for f in self.faults],
+            **({"kafka": self.kafka.to_dict()} if self.kafka is not None else {}),
         }
 
 

@@ -19,8 +19,10 @@ BACKENDS: dict[str, dict[str, tuple[str, ...]]] = {
         "sqlite": ("path", "table"),
         "postgres": ("dsn", "table"),
     },
-    "messaging": {"memory": (), "nats": ("servers", "prefix"), "redis-pubsub": ("url", "prefix")},
-    "durability": {"sqlite": ("path", "prefix", "retention"), "postgres": ("dsn", "prefix", "retention")},
+    "messaging": {"memory": (), "nats": ("servers", "prefix"), "redis-pubsub": ("url", "prefix"),
+                  "kafka": ("bootstrap", "prefix", "partitions")},
+    "durability": {"sqlite": ("path", "prefix", "retention"), "postgres": ("dsn", "prefix", "retention"),
+                   "kafka": ("bootstrap", "topic", "retention")},
 }
 OPTIONAL_SLOTS = ("durability",)
 OP_NAMES = ("register", "heartbeat", "unregister", "enumerate", "count", "multicast")

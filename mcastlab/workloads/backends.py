@@ -45,6 +45,8 @@ def sim_backends(scn: Scenario, rng: np.random.Generator) -> Backends:
     from mcastlab import sim as mod
 
     spec = dict(scn.sim)
+    if scn.slots["messaging"].backend == "kafka":
+        spec.setdefault("kafka", {})  # the Kafka-like messaging model (mcastlab.sim.kafka)
     extra = [f for f in (x.sim_fault() for x in scn.faults) if f is not None]
     if extra:
         spec["faults"] = [*spec.get("faults", []), *extra]
@@ -69,7 +71,9 @@ def _sim_durability(scn: Scenario) -> Any:
 
 def _server_version(kind: str, servers: dict[str, Any]) -> str:
     s = servers.get(kind)
-    return str(s.version) if s is not None else "external"
+    if s is None:
+        return "external"
+    return f"tansu {s.version}" if kind == "kafka" else str(s.version)  # Kafka protocol, not Apache Kafka
 
 
 def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, str], source: str) -> Any:
@@ -90,6 +94,14 @@ def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, str], source: 
             return b.RedisPubSubMessaging(
                 o.get("url") or urls["redis"], prefix=o.get("prefix", key_prefix), **extra
             )
+        if slot.backend == "kafka":
+            bootstrap = o.get("bootstrap") or urls["kafka"]
+            if slot_name == "messaging":
+                kw_m = {k: o[k] for k in ("partitions",) if k in o}
+                return b.KafkaMessaging(bootstrap, prefix=o.get("prefix", subject_prefix), **kw_m, **extra)
+            kw_d = {k: o[k] for k in ("retention",) if k in o}
+            return b.KafkaDurability(bootstrap, topic=o.get("topic", f"{subject_prefix}.journal"), **kw_d,
+                                     **extra)
         if slot_name == "durability":
             kw = {"prefix": o.get("prefix", f"mcl_{token}"), **{k: o[k] for k in ("retention",) if k in o}}
             if slot.backend == "sqlite":
@@ -128,6 +140,13 @@ def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, str], source: 
     )
 
 
+def _kafka_env() -> str | None:
+    """``$KAFKA_BOOTSTRAP``: an external Kafka cluster for slots that name no ``bootstrap``."""
+    from mcastlab.servers._kafka import bootstrap_from_env
+
+    return bootstrap_from_env()
+
+
 def _needed_servers(scn: Scenario) -> list[str]:
     need = []
     reg, msg = scn.slots["registry"], scn.slots["messaging"]
@@ -138,6 +157,9 @@ def _needed_servers(scn: Scenario) -> list[str]:
     if msg.backend == "nats" and not msg.options.get("servers"):
         need.append("nats")
     dur = scn.slots.get("durability")
+    kafka = [s for s in (msg, dur) if s is not None and s.backend == "kafka"]
+    if any(not s.options.get("bootstrap") for s in kafka) and not _kafka_env():
+        need.append("kafka")
     if (reg.backend == "postgres" and not reg.options.get("dsn")) or (
         dur is not None and dur.backend == "postgres" and not dur.options.get("dsn")
     ):
@@ -158,13 +180,15 @@ def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
 
             started = stack.enter_context(srv.servers(*need))
         urls = {k: s.url for k, s in started.items()}
+        if "kafka" not in urls and (external := _kafka_env()):
+            urls["kafka"] = external
         registry = _make("registry", scn.slots["registry"], token, urls, scn.source)
         messaging = _make("messaging", scn.slots["messaging"], token, urls, scn.source)
         dur = scn.slots.get("durability")
         durability = None if dur is None else _make("durability", dur, token, urls, scn.source)
         versions = {
             f"{k}-server": _server_version(k, started)
-            for k in ("redis", "nats", "postgres")
+            for k in ("redis", "nats", "postgres", "kafka")
             if k in need or any(s.backend.startswith(k) for s in scn.slots.values())
         }
         label = f"{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"

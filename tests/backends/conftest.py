@@ -126,3 +126,33 @@ async def redis_problems(url: str, base: str) -> list[str]:
 def consistency() -> Callable[[str, str], Awaitable[list[str]]]:
     """``await consistency(url, registry.base)`` -> list of broken invariants."""
     return redis_problems
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``$KAFKA_BOOTSTRAP`` (an external cluster), else one local Tansu broker — a Kafka-protocol stand-in,
+    not Apache Kafka — for the session; tests isolate themselves by topic prefix."""
+    from mcastlab.servers._kafka import bootstrap_from_env
+
+    external = bootstrap_from_env()
+    if external:
+        yield external
+        return
+    srv = start_or_skip("kafka")
+    yield srv.url
+    srv.stop()
+
+
+@pytest.fixture
+def own_kafka() -> Iterator[servers.Server]:
+    """A Tansu broker for this test alone (fault and crash tests kill it); memory storage, so a restart
+    starts with no topics."""
+    srv = start_or_skip("kafka")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A Kafka topic prefix no other test uses."""
+    return f"t{next(_seq)}{secrets.token_hex(3)}"
