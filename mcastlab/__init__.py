@@ -14,6 +14,8 @@ Quick start::
     asyncio.run(main())
 """
 
+import logging
+
 from mcastlab.config import Config
 from mcastlab.coordinator import Coordinator
 from mcastlab.errors import McastlabError
@@ -22,6 +24,10 @@ from mcastlab.metrics import Metrics
 from mcastlab.results import ExpirationEvent, MulticastResult, OpEvent
 
 __version__ = "0.1.0"
+
+# mcastlab logs on "mcastlab.<module>" and leaves where the records go to the application (the CLI's -v
+# sends them to stderr); without this, Python's last-resort handler would print warnings to stderr.
+logging.getLogger("mcastlab").addHandler(logging.NullHandler())
 
 __all__ = [
     "Config",

@@ -92,7 +92,7 @@ class FanOut:
         done: dict[str, str] = {}
         batch = self.config.max_in_flight
         attempts = self.config.send_retries + 1
-        pending = list(targets)
+        pending = targets if isinstance(targets, list) else list(targets)
         first = 1
         journal_errors = [0]
         publish_batch = self._publish_batch if mode == "publish" else None
@@ -107,11 +107,16 @@ class FanOut:
                 log.warning("publish batch of %s failed unexpectedly", message_id, exc_info=True)
                 failed = dict.fromkeys(pending, ERROR)
             elapsed = runtime.now() - t0
-            for ident in pending:
-                status = statuses[ident] = failed.get(ident, DELIVERED)
-                if status not in _RETRYABLE or attempts == 1:
-                    latencies[ident] = elapsed
-            pending = [i for i in pending if statuses[i] in _RETRYABLE]
+            if not failed:  # the common case, built in C: one status and one latency per target
+                statuses = dict.fromkeys(pending, DELIVERED)
+                latencies = dict.fromkeys(pending, elapsed)
+                pending = []
+            else:
+                for ident in pending:
+                    status = statuses[ident] = failed.get(ident, DELIVERED)
+                    if status not in _RETRYABLE or attempts == 1:
+                        latencies[ident] = elapsed
+                pending = [i for i in pending if statuses[i] in _RETRYABLE]
             first = 2
         for attempt in range(first, attempts + 1):
             if not pending:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
+from mcastlab.backends._json import loads
 from mcastlab.backends.base import DELIVERED, ERROR, TIMEOUT, Message
 from mcastlab.errors import (
     BackendError,
@@ -66,7 +67,7 @@ def dump_metadata(metadata: Mapping[str, Any]) -> str:
 def make_identity(identity_id: str, metadata: str, registered_at: float, expires_at: float | None
                   ) -> Identity:
     """Build an Identity (read-only metadata) from a stored row."""
-    return Identity(identity_id, MappingProxyType(json.loads(metadata)), registered_at, expires_at)
+    return Identity(identity_id, MappingProxyType(loads(metadata)), registered_at, expires_at)
 
 
 def make_identities(rows: Sequence[Sequence[Any]], recheck: Any = None) -> list[Identity]:
@@ -74,7 +75,7 @@ def make_identities(rows: Sequence[Sequence[Any]], recheck: Any = None) -> list[
 
     ``recheck`` (a predicate) keeps only the rows it accepts: for SQL that only approximates a filter.
     """
-    docs = json.loads("[" + ",".join(r[1] for r in rows) + "]") if rows else []
+    docs = loads("[" + ",".join(r[1] for r in rows) + "]") if rows else []
     found = [Identity(r[0], MappingProxyType(md), r[2], r[3]) for r, md in zip(rows, docs, strict=True)]
     return found if recheck is None else [i for i in found if recheck(i.metadata)]
 

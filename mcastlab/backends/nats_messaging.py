@@ -170,7 +170,8 @@ class NatsMessaging:
 
     async def _on_disconnect(self) -> None:
         self.disconnects += 1
-        log.warning("NATS disconnected from %s; reconnecting in the background", self.servers)
+        if self._opens:  # not our own close
+            log.warning("NATS disconnected from %s; reconnecting in the background", self.servers)
         if self._down is not None:
             self._down.set()
 

@@ -56,7 +56,6 @@ share pipelines on a few dedicated connections instead of paying one round trip 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import secrets
 from types import MappingProxyType
@@ -64,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from mcastlab.backends._json import dumps, loads
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
 from mcastlab.backends._redis_scripts import SCRIPTS
 from mcastlab.backends._subjects import check_key_prefix, decode_token, encode_token
@@ -76,7 +76,6 @@ if TYPE_CHECKING:
     from mcastlab.filters import CompiledFilter
 
 _MAX_SUFFIX = 200
-_decoder = json.JSONDecoder()
 _EMPTY = "nil"  # a key suffix nothing ever writes: the empty candidate set
 
 
@@ -241,7 +240,7 @@ class RedisRegistry:
         member = encode_token(identity.id)
         exp = identity.expires_at
         res = await self._script(
-            "upsert", 2, self._key(member), self._zkey, member, json.dumps(dict(identity.metadata)),
+            "upsert", 2, self._key(member), self._zkey, member, dumps(dict(identity.metadata)),
             repr(identity.registered_at), "" if exp is None else repr(exp),
             "+inf" if exp is None else repr(exp),
             repr(now), -1 if max_identities is None else max_identities, self._suffixes(identity.metadata),
@@ -261,7 +260,7 @@ class RedisRegistry:
             "+inf" if expires_at is None else repr(expires_at), repr(now), self._ttl_ms(expires_at, now))
         if res is None:
             return None
-        return Identity(identity_id, MappingProxyType(json.loads(res[0])), float(res[1]), expires_at)
+        return Identity(identity_id, MappingProxyType(loads(res[0])), float(res[1]), expires_at)
 
     async def remove(self, identity_id: str) -> bool:
         """Delete the identity and its index entries; True if it was stored. Idempotent."""
@@ -285,7 +284,7 @@ class RedisRegistry:
         exp = float(e) if e else None
         if exp is not None and exp <= now:
             return None
-        return Identity(identity_id, MappingProxyType(json.loads(m)), float(r), exp)
+        return Identity(identity_id, MappingProxyType(loads(m)), float(r), exp)
 
     def _reader(self, key: str) -> tuple[Any, ...]:
         """The command returning ``member, m, r, e`` for every member of the set or zset ``key``."""
@@ -322,21 +321,26 @@ class RedisRegistry:
             raise
         except Exception as exc:
             raise translate(exc, self.name, "query") from None
-        pred = None if flt.matches_all else flt.predicate
-        out = []
-        decode = _decoder.decode
+        # an exact plan's candidates all match: no predicate to run (only deadlines to check)
+        pred = None if flt.matches_all or (flt.exact and prog) else flt.predicate
+        out: list[Identity] = []
+        append = out.append
         for i in range(0, len(rows), 4):
             m, e = rows[i + 1], rows[i + 3]
             if m is None:
                 continue  # a deadline or index entry whose hash is gone (see "safety net")
-            exp = float(e) if e else None
-            if exp is not None and exp <= now:
-                continue
-            md = decode(m.decode())
+            if e:
+                exp: float | None = float(e)
+                if exp <= now:  # type: ignore[operator]
+                    continue
+            else:
+                exp = None
+            md = loads(m)
             if pred is not None and not pred(md):
                 continue
-            ident = decode_token(rows[i].decode())
-            out.append(Identity(ident, MappingProxyType(md), float(rows[i + 2]), exp))
+            tok = rows[i].decode()
+            append(Identity(tok if "%" not in tok else decode_token(tok), MappingProxyType(md),
+                            float(rows[i + 2]), exp))
         return out
 
     async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:

@@ -178,8 +178,14 @@ class SqliteRegistry(SqliteStore):
         return make_identities(rows, None if exact else flt.predicate)
 
     async def query_ids(self, flt: CompiledFilter, *, now: float) -> list[str]:
-        """The ids of the live identities matching ``flt``."""
-        return [i.id for i in await self.query(flt, now=now)]
+        """The ids of the live identities matching ``flt``: ``SELECT id`` when the SQL is exact, else the
+        candidates' metadata is read and tested."""
+        where, params, exact = self.where(flt, now)
+        if not exact:
+            return [i.id for i in await self.query(flt, now=now)]
+        with sqlite_errors(self.name):
+            rows = self._db().execute(f"SELECT id FROM {self._t} WHERE {where}", params).fetchall()
+        return [r[0] for r in rows]
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""

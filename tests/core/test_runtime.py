@@ -60,7 +60,8 @@ def test_spawn_cancel_and_await(rt: Runtime) -> None:
     async def body() -> Any:
         t = rt.spawn(forever())
         v = rt.spawn(value())
-        await rt.sleep(0.0105)
+        while len(log) < 3:  # (a loaded machine may tick late: wait for the ticks, not a fixed time)
+            await rt.sleep(0.001)
         t.cancel()
         n = len(log)
         await rt.sleep(0.01)
