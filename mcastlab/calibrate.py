@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ import numpy as np
 
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
 from mcastlab.runtime._asyncio import run_blocking
-from mcastlab.sim.calibration import build_calibration, save_calibration
+from mcastlab.sim.calibration import build_calibration, fit_cpu, save_calibration
 from mcastlab.sim.spec import REPO_ROOT, resolve_calibration
-from mcastlab.workloads.calibration_load import run_workload
+from mcastlab.workloads.calibration_load import generator_cpu, run_workload
 
 DEFAULT_OUT = REPO_ROOT / "data" / "calibration" / "local.json"
 PARAMS = {"n": 100, "n_small": 10, "reps": 400, "batch": 200}
@@ -113,7 +114,8 @@ def _live(
                 name=f"calibrate-{seed}-{run}",
             )
             async with coord:
-                return await run_workload(coord, seed=seed + run, server_usec=busy, **params)
+                return await run_workload(coord, seed=seed + run, server_usec=busy,
+                                          cpu_seconds=time.process_time, **params)
 
         results = [run_blocking(one(r)) for r in range(runs)]
     finally:
@@ -172,7 +174,9 @@ def calibrate(
         echo(f"calibrating against local redis-server + nats-server ({params}, {blocks} blocks) ...")
     runs, versions = _live(block, seed, runs=blocks * (2 if validate else 1))
     lat, extras = _merge(runs[0::2] if validate else runs)
-    data = build_calibration(lat, extras, params={**params, "seed": seed, "blocks": blocks}, servers=versions)
+    cpu = fit_cpu(extras.get("cpu", []), per_op=generator_cpu())
+    data = build_calibration(lat, extras, params={**params, "seed": seed, "blocks": blocks}, servers=versions,
+                             cpu=cpu)
     path = save_calibration(data, out_path)
     if echo:
         echo(f"saved {path}")
@@ -260,7 +264,8 @@ def validate(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``mcastlab calibrate [--out PATH] [--validate] [--check PATH] [--quick]``."""
+    """CLI: ``mcastlab calibrate [--out PATH] [--validate] [--validate-load [--rates R,R] [--duration S]]
+    [--check PATH] [--quick] [--strict]``."""
     ap = argparse.ArgumentParser(prog="mcastlab calibrate", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"file to write (default {DEFAULT_OUT})")
     ap.add_argument("--validate", action="store_true", help="also validate: interleaved live blocks vs sim")
@@ -270,6 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"smaller workload {QUICK}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strict", action="store_true", help="exit 1 if register/enumerate/multicast miss 25 %%")
+    ap.add_argument("--validate-load", action="store_true",
+                    help="after calibrating (or with --check PATH: instead), run the reference load test "
+                         "live and in sim at each of --rates and compare them rate by rate")
+    ap.add_argument("--rates", default="50,150,400", help="offered rates for --validate-load (req/s)")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds per --validate-load run")
     ap.add_argument("--messaging", choices=("nats", "kafka"), default="nats",
                     help="kafka: fit the Kafka sim model to a local Kafka-protocol broker (calibrate_kafka)")
     args = ap.parse_args(argv)
@@ -286,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
     params: dict[str, Any] = dict(QUICK if args.quick else PARAMS)
+    if args.validate_load:
+        return _validate_load(args, params)
     try:
         if args.check:
             df = validate(args.check, seed=args.seed + 1, **params)
@@ -303,6 +315,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         df.op.isin(ACCEPTANCE) & ((df.rel_err_p50.abs() > TOLERANCE) | (df.rel_err_p99.abs() > TOLERANCE))
     ]
     return 1 if args.strict and len(bad) else 0
+
+
+def _validate_load(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    """``--validate-load``: calibrate (unless ``--check PATH`` names a file), then judge sim at load."""
+    from mcastlab.calibrate_load import format_load_table, validate_load
+
+    try:
+        rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
+        if not rates or any(r <= 0 for r in rates):
+            raise ValueError
+    except ValueError:
+        print(f"mcastlab calibrate: --rates must be positive numbers like 50,150,400, got {args.rates!r}",
+              file=sys.stderr)
+        return 2
+    if args.duration <= 0:
+        print("mcastlab calibrate: --duration must be seconds > 0", file=sys.stderr)
+        return 2
+    try:
+        if args.check:
+            cal = resolve_calibration(args.check)
+        else:
+            calibrate(args.out, seed=args.seed, **params)
+            cal = Path(args.out)
+        print(f"validating {cal} at load: the reference load test, {args.duration:g} s per run, live and sim")
+        df = validate_load(cal, rates=rates, duration=args.duration)
+    except McastlabError as exc:
+        print(f"mcastlab calibrate: {exc}", file=sys.stderr)
+        return 2
+    print(format_load_table(df))
+    disagree = sorted(df.loc[df["verdict"] == "disagree", "rate"].unique())
+    if disagree:
+        print(f"sim and live disagree at {', '.join(f'{r:g}' for r in disagree)} req/s")
+    return 1 if args.strict and disagree else 0
 
 
 __all__ = ["DEFAULT_OUT", "calibrate", "compare", "format_table", "main", "validate"]

@@ -116,6 +116,38 @@ async def run_workload(
     return lat, extras
 
 
+def generator_cpu(n: int = 20_000) -> float:
+    """CPU seconds the live load generator spends per operation it issues, apart from the operation:
+    scheduling a callback, spawning the operation's task and recording its row (asyncio, this process)."""
+    import asyncio
+    import heapq
+    import time
+
+    from mcastlab.measure.recorder import Recorder
+
+    rec = Recorder()
+
+    async def op(k: int) -> None:
+        rec.op("register", "calibration", k, 0.0, 0.0, 0.0, True)
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        heap = [(float(k), k) for k in range(n)]
+        heapq.heapify(heap)
+        tasks = []
+        t0 = time.process_time()
+        while heap:
+            _, k = heapq.heappop(heap)
+            tasks.append(loop.create_task(op(k)))
+            if len(tasks) >= 512:
+                await asyncio.gather(*tasks)
+                tasks.clear()
+        await asyncio.gather(*tasks)
+        return (time.process_time() - t0) / n
+
+    return asyncio.run(main())
+
+
 def _pool_server_register(extras: dict[str, Any], weights: list[int]) -> None:
     """One server time for register, weighted over the three register phases."""
     srv = extras["server_s"]
@@ -125,4 +157,4 @@ def _pool_server_register(extras: dict[str, Any], weights: list[int]) -> None:
         srv["register"] = sum(r * w for r, w in known) / sum(w for _, w in known)
 
 
-__all__ = ["EXACT", "run_workload"]
+__all__ = ["EXACT", "generator_cpu", "run_workload"]
