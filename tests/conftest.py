@@ -27,3 +27,20 @@ def pytest_runtest_makereport(
         why = "live test skipped in CI; scripts/test.sh must install its servers"
         report.longrepr = f"{why}: {report.longrepr}"
     return report
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes() -> Generator[object, None, None]:
+    """A Redis 7 Cluster (3 masters + 3 replicas) shared by the session's non-destructive cluster tests
+    (they isolate themselves by key prefix; tests that kill nodes start their own cluster)."""
+    from mcastlab import servers
+    from mcastlab.errors import ServerError
+
+    try:
+        cluster = servers.start_redis_cluster(3, 1)
+    except ServerError as exc:
+        if "not found" in str(exc):
+            pytest.skip(f"redis-server not available: {exc}")
+        raise
+    yield cluster
+    cluster.stop()
