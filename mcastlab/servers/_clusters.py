@@ -180,20 +180,38 @@ class RedisClusterNodes(_Cluster):
         if self.replicas and replicated:
             for i in live:
                 role = self.command(i, "ROLE")
-                if role[0] == "master" and role[2] == [] and self._serves_slots(i):
-                    return False
                 if role[0] == "slave" and role[3] != "connected":
+                    return False
+                ranges = self._slot_ranges(i) if role[0] == "master" else []
+                if ranges and not self._replicates(i, ranges):
                     return False
         return True
 
-    def _serves_slots(self, i: int) -> bool:
+    def _slot_ranges(self, i: int) -> list[int]:
         port = self.nodes[i].port
-        return any(int(n["port"]) == port and n["role"] == "master" and sh["slots"]
-                   for sh in self.shards() for n in sh["nodes"])
+        return [x for sh in self.shards() for n in sh["nodes"]
+                if int(n["port"]) == port and n["role"] == "master" for x in sh["slots"]]
+
+    def _replicates(self, i: int, ranges: list[int]) -> bool:
+        """A write on master ``i`` reaches a replica (``WAIT``). A replica after a full sync counts as
+        connected before its master streams to it (the master waits for its first ack, up to a second):
+        a write in that window exists on the master alone."""
+        from redis.crc import key_slot
+
+        keys = (f"{{mcl-probe-{n}}}" for n in range(1 << 20))
+        key = next(k for k in keys if _in_ranges(key_slot(k.encode()), ranges))
+        with contextlib.closing(self.client(i)) as c:
+            pipe = c.pipeline(transaction=False)
+            pipe.set(key, "1").execute_command("WAIT", 1, 100).delete(key)
+            return int(pipe.execute()[1]) >= 1
 
     def wait_healthy(self, timeout: float = 30.0, *, replicated: bool = True) -> None:
         """Block until :meth:`healthy` (after a failover without a restart: ``replicated=False``)."""
         _wait("Redis Cluster healthy", lambda: self.healthy(replicated=replicated), timeout, "redis")
+
+
+def _in_ranges(slot: int, ranges: list[int]) -> bool:
+    return any(ranges[k] <= slot <= ranges[k + 1] for k in range(0, len(ranges), 2))
 
 
 def _form_redis_cluster(c: RedisClusterNodes, timeout: float) -> None:
