@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,7 +112,7 @@ class ClusterClient:
         self.scripts = tuple(scripts)  # Lua bodies that EVALSHA may name: loaded where a node lacks them
         self.on_suspect: list[Callable[[Addr], None]] = []
         self.refreshes = 0
-        self.retries = 0
+        self.retries: Counter[str] = Counter()  # retried failures by kind (sum: the retries)
         self.redirects = 0
 
     # ------------------------------------------------------------------ topology
@@ -242,6 +243,7 @@ class ClusterClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_budget
         attempt = 0
+        reloaded = False
         last: BaseException
         while True:
             attempt += 1
@@ -270,6 +272,10 @@ class ClusterClient:
             except NoScriptError as exc:  # a new master (failover) or a flushed script cache
                 if addr is not None:
                     await self._load_scripts(addr)
+                if not reloaded:  # the first reload is free: it is not the cluster failing
+                    reloaded = True
+                    attempt -= 1
+                    continue
                 retry, refresh, last = True, False, exc
             except _NOT_NOW as exc:
                 retry, refresh, last = True, True, exc
@@ -285,7 +291,7 @@ class ClusterClient:
                 raise translate(exc, self.backend) from None
             if not retry or attempt >= self.max_attempts or loop.time() >= deadline:
                 raise self._give_up(last, attempt, slot)
-            self.retries += 1
+            self.retries[type(last).__name__] += 1
             await asyncio.sleep(min(0.01 * 2 ** attempt, 0.2, max(0.0, deadline - loop.time())))
             if refresh:
                 with contextlib.suppress(McastlabError):

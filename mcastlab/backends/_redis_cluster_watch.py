@@ -68,6 +68,7 @@ class ReplicationWatch:
         self._nodes: dict[Addr, _Node] = {}
         self._suspects: dict[Addr, list[Entry]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._checking: asyncio.Lock | None = None  # one check at a time (made on the running loop)
         self.lost_writes = 0
         self.lost: deque[tuple[str, str]] = deque(maxlen=10_000)
         self.verified = 0  # suspect writes re-read after a failover
@@ -117,6 +118,12 @@ class ReplicationWatch:
 
     async def check(self) -> int:
         """Confirm replicated writes, verify suspect ones now; returns ``lost_writes`` so far."""
+        if self._checking is None:
+            self._checking = asyncio.Lock()  # a caller waits for a verification already in progress
+        async with self._checking:
+            return await self._check()
+
+    async def _check(self) -> int:
         await self._confirm()
         if self._suspects:
             suspects, self._suspects = self._suspects, {}

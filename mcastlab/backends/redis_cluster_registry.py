@@ -40,6 +40,7 @@ lost acknowledged writes are counted by ``_redis_cluster_watch.ReplicationWatch`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -388,10 +389,13 @@ class RedisClusterRegistry:
 
     async def _verify(self, entries: list[Entry]) -> list[Entry]:
         """The entries whose write the shard's current master lacks (the watch's callback)."""
-        keys = self.keys
+        keys, client = self.keys, self._live()
+        await client.refresh()  # only once every owner answers: no retry storm while the cluster is down
+        owners = {client.node_for(keys.slots[k]) for _, k, _, _, _ in entries}
+        await asyncio.gather(*(client.pipe(addr).call("PING") for addr in owners))
         reads = [(keys.slots[k], "call", ("HMGET", f"{keys.bases[k]}id:{member}", "r", "e"))
                  for _, k, member, _, _ in entries]
-        replies = await self._live().many(reads)
+        replies = await client.many(reads)
         now = self._now()
         return [entry for entry, (r, e) in zip(entries, replies, strict=True)
                 if write_lost(entry[0], entry[3], entry[4], r, e, now)]
