@@ -16,10 +16,11 @@ BACKENDS: dict[str, dict[str, tuple[str, ...]]] = {
     "registry": {
         "memory": (),
         "redis": ("url", "prefix"),
+        "redis-cluster": ("nodes", "prefix", "shards"),  # no nodes: a local 3+3 cluster is started
         "sqlite": ("path", "table"),
         "postgres": ("dsn", "table"),
     },
-    "messaging": {"memory": (), "nats": ("servers", "prefix"), "redis-pubsub": ("url", "prefix")},
+    "messaging": {"memory": (), "nats": ("servers", "prefix", "cluster"), "redis-pubsub": ("url", "prefix")},
     "durability": {"sqlite": ("path", "prefix", "retention"), "postgres": ("dsn", "prefix", "retention")},
 }
 OPTIONAL_SLOTS = ("durability",)
