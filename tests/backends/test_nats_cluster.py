@@ -72,6 +72,22 @@ def test_cluster_launcher_routes_every_node_and_restarts_one(own_cluster: server
     assert c.alive() == [] and all(not servers.Server.alive(s) for s in c.nodes), pids
 
 
+def test_servers_cli_starts_reports_and_stops_a_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from mcastlab.servers import main
+
+    monkeypatch.setenv("MCASTLAB_STATE_DIR", str(tmp_path))
+    assert main(["up", "--nats-cluster", "2"]) == 0
+    out = capsys.readouterr().out
+    urls = next(line for line in out.splitlines() if line.startswith("export MCASTLAB_NATS_CLUSTER_URLS="))
+    assert len(urls.split("=", 1)[1].split(",")) == 2
+    assert main(["up", "--nats-cluster", "2"]) == 0 and "already running" in capsys.readouterr().out
+    assert main(["status"]) == 0 and capsys.readouterr().out.count("nats-cluster") == 2
+    assert main(["down", "nats-cluster"]) == 0
+    assert "no servers recorded" in (main(["status"]), capsys.readouterr().out)[1]
+    assert main(["up", "--nats-cluster", "-1"]) == 2
+
+
 async def test_inbox_is_reachable_from_every_node_when_it_returns(
         shared_cluster: servers.NatsClusterNodes) -> None:
     """Receiver on node 0, sender on node 2: a multicast sent the moment inbox() returns is delivered."""

@@ -129,6 +129,9 @@ async def test_master_killed_during_a_register_burst(own_cluster: servers.RedisC
             except UnknownIdentityError:
                 truth.heartbeat_unknown(code, t)
 
+    cluster.restart(victim)  # the old master comes back as a replica of the new one
+    cluster.wait_healthy()
+    assert cluster.command(victim, "ROLE")[0] == "slave"
     assert missing == lost_names
     assert truth.anomalies == len(missing) == detected
     assert detected > 0, "the victim held unreplicated acknowledged writes when it died"
