@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -226,14 +226,16 @@ class ClusterClient:
         for slot, how, args in items:
             try:
                 addr = self.node_for(slot)
-                firsts.append((addr, self._send(addr, how, args)))
+                sent = self._send(addr, how, args)
+                sent.add_done_callback(_consume)  # if this call is cancelled before awaiting it
+                firsts.append((addr, sent))
             except McastlabError as exc:
                 firsts.append((None, exc))
         runs = (self._retry(slot, (how, args), idempotent, first)
                 for (slot, how, args), first in zip(items, firsts, strict=True))
         return list(await asyncio.gather(*runs, return_exceptions=return_exceptions))
 
-    def _send(self, addr: Addr, how: str, args: tuple[Any, ...]) -> Awaitable[Any]:
+    def _send(self, addr: Addr, how: str, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         pipe = self.pipe(addr)
         return pipe.call(*args) if how == "call" else pipe.call_many(*args)
 
@@ -304,6 +306,11 @@ class ClusterClient:
         if isinstance(exc, (BackendUnavailableError, MovedError, *_NOT_NOW)):
             return BackendUnavailableError(f"{what}: Redis Cluster unavailable ({exc})", backend=self.backend)
         return BackendError(f"{what}: {exc}", backend=self.backend)
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _s(value: Any) -> str:
