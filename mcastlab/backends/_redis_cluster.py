@@ -171,8 +171,8 @@ class ClusterClient:
             url = f"{self.scheme}://{addr[0]}:{addr[1]}"
             pool = make_pool(url, **{**self._pool_kw, "max_connections": 1})
             client = aioredis.Redis(connection_pool=pool)
-            try:
-                async with asyncio.timeout(self._timeout):
+            try:  # a hung node must not hold up the others: a short bound per node
+                async with asyncio.timeout(min(self._timeout, 1.0)):
                     reply = await client.execute_command("CLUSTER", "SLOTS")
             except Exception as exc:
                 last = exc
