@@ -12,11 +12,9 @@ lives in shard ``zlib.crc32(enc(identity)) % shards``, where ``enc`` is the key 
 language, unlike Python's salted ``hash()``. The shard count is recorded in ``<prefix>{<tag>:meta}``
 (field ``shards``) by the first registry to open, and a registry opened with another count is refused.
 
-**Writes** (register, heartbeat, unregister) are one script on one shard, as in RedisRegistry: the hash,
-its deadline and its index entries change together. **Expiry claims** run the claim script per shard:
-each shard's members are claimed exactly once whatever the number of coordinators; a sweep asks every
-shard for an equal part of its batch and then asks the shards that filled their part for the rest, so
-one claim never returns more than ``limit``.
+**Writes** (register, heartbeat, unregister) are one script on one shard, as in RedisRegistry. **Expiry
+claims** run the claim script per shard (each member claimed exactly once, however many coordinators): a
+sweep asks every shard for an equal part of its batch, then the shards that filled theirs for the rest.
 
 **Reads** (enumerate, count, multicast targets, next deadline, stored count) run one script or command per
 shard; the commands of all shards on one master go out in one pipeline (one round trip per node) and the
@@ -33,14 +31,14 @@ The counter is kept in step by separate commands, so a crash between a write and
 failover losing either, leaves it off by the writes concerned; :meth:`resync` sets it to the true count
 (sum of the shards' deadline sets) and runs after a failover of the counter's master.
 
-**Failures.** Routing, redirects, bounded retries and typed errors are ``_redis_cluster.ClusterClient``'s;
-lost acknowledged writes are counted by ``_redis_cluster_watch.ReplicationWatch`` (``lost_writes``,
-``lost``, :meth:`check_replication`).
+**Failures.** Routing, redirects, retries and typed errors: ``_redis_cluster``; lost acknowledged writes
+are counted by ``_redis_cluster_watch`` (``lost_writes``, ``lost``, :meth:`check_replication`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -373,10 +371,8 @@ class RedisClusterRegistry:
         return stored
 
     async def _resync_quietly(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the flag stays set: tried again later
             await self.resync()
-        except Exception:
-            self._meta_suspect = True
 
     async def check_replication(self) -> int:
         """Confirm replicated writes and re-read the suspect ones now (the watch does this every
