@@ -323,9 +323,9 @@ def _validate_load(args: argparse.Namespace, params: dict[str, Any]) -> int:
 
     try:
         rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
-        if not rates or any(r <= 0 for r in rates):
-            raise ValueError
     except ValueError:
+        rates = []
+    if not rates or any(not r > 0 for r in rates):
         print(f"mcastlab calibrate: --rates must be positive numbers like 50,150,400, got {args.rates!r}",
               file=sys.stderr)
         return 2

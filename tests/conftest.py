@@ -123,3 +123,19 @@ def sim_setup() -> type[SimSetup]:
 def sim_events() -> type[SimEvents]:
     """The event collector class (coordinator listener -> ops / expirations frames)."""
     return SimEvents
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes() -> Generator[object, None, None]:
+    """A Redis 7 Cluster (3 masters + 3 replicas) shared by the session's non-destructive cluster tests
+    (they isolate themselves by key prefix; tests that kill nodes start their own cluster)."""
+    from mcastlab import servers
+    from mcastlab.errors import ServerError
+
+    try:
+        cluster = servers.start_redis_cluster(3, 1)
+    except ServerError as exc:
+        if "not found" in str(exc):
+            pytest.skip(f"redis-server not available: {exc}")
+        raise
+    yield cluster
+    cluster.stop()

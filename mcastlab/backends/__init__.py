@@ -29,6 +29,7 @@ from mcastlab.backends.memory import MemoryInbox, MemoryMessaging, MemoryRegistr
 
 _LAZY = {
     "RedisRegistry": "mcastlab.backends.redis_registry",
+    "RedisClusterRegistry": "mcastlab.backends.redis_cluster_registry",
     "NatsMessaging": "mcastlab.backends.nats_messaging",
     "RedisPubSubMessaging": "mcastlab.backends.redis_pubsub",
     "SqliteRegistry": "mcastlab.backends.sqlite_registry",

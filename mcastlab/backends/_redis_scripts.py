@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 
 # KEYS: id key, deadline zset. ARGV: member, metadata, registered_at, expires_at, score, now, max (-1 =
-# unlimited), index suffixes, safety TTL ms (0 = none), base. Returns {1|0 is_new, 0} or {-1, live count}.
+# unlimited; -2 = only replace an identity already stored), index suffixes, safety TTL ms (0 = none), base.
+# Returns {1|0 is_new, 1|0 created (no hash was stored before)}, {-1, live count} when full, or {-2, 0} when
+# max is -2 and nothing is stored (RedisClusterRegistry then takes a place from its admission counter).
 UPSERT = """
 local key, z, member, base = KEYS[1], KEYS[2], ARGV[1], ARGV[10]
 local old = redis.call('HMGET', key, 'e', 'x')
 local exists = old[2] ~= false
+if (not exists) and ARGV[7] == '-2' then return {-2, 0} end
 local is_new = 1
 if exists and (old[1] == '' or tonumber(old[1]) > tonumber(ARGV[6])) then is_new = 0 end
 if is_new == 1 and tonumber(ARGV[7]) >= 0 then
@@ -33,7 +36,7 @@ end
 redis.call('HSET', key, 'm', ARGV[2], 'r', ARGV[3], 'e', ARGV[4], 'x', ARGV[8])
 redis.call('ZADD', z, ARGV[5], member)
 if ARGV[9] == '0' then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ARGV[9]) end
-return {is_new, 0}
+return {is_new, exists and 0 or 1}
 """
 
 # KEYS: id key, deadline zset. ARGV: member, expires_at, score, now, safety TTL ms.

@@ -21,6 +21,8 @@ Theory of operation
 * **ack mode.** ``send`` is a request/reply bounded by ``timeout``; the inbox replies on receipt, before
   the caller reads the message. "No responders" (nobody subscribed) is ``no_listener`` at once; retries
   with backoff are the coordinator's (``Config.send_retries``).
+* **Clusters.** ``servers`` may list several servers of one cluster; ``inbox`` returns once a message sent
+  through *every* reachable server reaches the new subscription (see ``_nats_probe``).
 * **Disconnects.** nats-py reconnects forever in the background (re-subscribing inboxes). While it is
   disconnected ``send`` fails immediately with ``unavailable`` instead of buffering, and a pending flush
   fails as soon as the connection drops, so a multicast during an outage returns promptly with the
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -40,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import nats.errors as nerr
 from nats.aio.client import Client as NatsClient
 
+from mcastlab.backends._nats_probe import InterestProbe, is_probe, write_then_ping
 from mcastlab.backends._subjects import (
     HEADER,
     HpubFramer,
@@ -104,6 +108,7 @@ class NatsMessaging:
         self._fast = False  # frame publishes ourselves (see the module docstring)
         self._framer = HpubFramer(prefix)
         self._runtime: Runtime | None = None
+        self._probe: InterestProbe | None = None
         self._opens = 0
         self._down: asyncio.Event | None = None
         # per fan-out (message id): the disconnect count when its first publish was buffered; a flush
@@ -147,6 +152,7 @@ class NatsMessaging:
             raise BackendUnavailableError(f"cannot connect to NATS at {self.servers}: {exc!r}",
                                           backend=self.name) from None
         self._nc = nc
+        self._probe = InterestProbe(self.servers, self._connect_kw, connect_timeout=kwc["connect_timeout"])
         self._fast = (isinstance(getattr(nc, "_pending", None), list) and hasattr(nc, "_flush_pending")
                       and isinstance(getattr(nc, "_pending_data_size", None), int)
                       and bool(getattr(nc, "_server_info", {}).get("headers")))
@@ -158,7 +164,9 @@ class NatsMessaging:
         self._opens -= 1
         if self._opens:
             return
-        nc, self._nc = self._nc, None
+        nc, self._nc, probe, self._probe = self._nc, None, self._probe, None
+        if probe is not None:
+            await probe.close()
         if nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 2.0)
@@ -322,7 +330,7 @@ class NatsMessaging:
         if not nc.is_connected or down is None or down.is_set():
             raise BackendUnavailableError("NATS is disconnected; buffered messages are not confirmed",
                                           backend=self.name)
-        flushing = asyncio.ensure_future(self._ping(nc, timeout))
+        flushing = asyncio.ensure_future(write_then_ping(nc, timeout))
         dropped = asyncio.ensure_future(down.wait())
         try:
             done, _ = await asyncio.wait((flushing, dropped), timeout=timeout,
@@ -350,40 +358,35 @@ class NatsMessaging:
                                           backend=self.name)
         raise OperationTimeoutError(f"NATS flush not confirmed within {timeout} s", backend=self.name)
 
-    @staticmethod
-    async def _ping(nc: Any, timeout: float) -> None:
-        """Write out the publish buffer, *then* PING: nats-py writes a PING straight to the socket,
-        ahead of still-buffered publishes, so its PONG alone would not confirm them."""
-        write_out = getattr(nc, "_flush_pending", None)
-        if write_out is not None:
-            await write_out(force_flush=True)
-        await nc.flush(timeout)
-
     # ------------------------------------------------------------------ receiving
     @asynccontextmanager
     async def inbox(self, identity: str) -> AsyncIterator[MemoryInbox]:
-        """Subscribe to ``identity``'s subject (confirmed by the server before yielding)."""
-        nc = self._conn()
-        runtime = self._runtime
-        assert runtime is not None
+        """Subscribe to ``identity``'s subject; yields once every reachable server routes to it."""
+        nc, probe, runtime = self._conn(), self._probe, self._runtime
+        assert runtime is not None and probe is not None
         box = MemoryInbox(identity, runtime)
         now = runtime.now
+        token = secrets.token_hex(8).encode()
 
         async def on_message(msg: Any) -> None:
+            probing = is_probe(msg)  # an interest probe (``_nats_probe``): answered with the token, not kept
             if msg.reply:
                 with contextlib.suppress(Exception):
-                    await nc.publish(msg.reply, b"")
+                    await nc.publish(msg.reply, token if probing else b"")
+            if probing:
+                return
             hdr = msg.headers.get(HEADER) if msg.headers else None
             mid, sent_at, attempt, redelivery = parse_header(hdr)
             box.deliver(Message(mid, msg.data, identity, sent_at, attempt, redelivery, now()))
 
         try:
             sub = await nc.subscribe(self.subject_for(identity), cb=on_message)
-            await nc.flush(timeout=5)
+            await write_then_ping(nc, 5)  # a bare flush's PING can overtake the still-buffered SUB
         except Exception as exc:
             raise BackendUnavailableError(f"cannot subscribe {identity!r}'s inbox: {exc!r}",
                                           backend=self.name) from None
         try:
+            await probe.confirm(nc, self.subject_for(identity), token)
             yield box
         finally:
             with contextlib.suppress(Exception):

@@ -4,6 +4,10 @@ Every server binds 127.0.0.1 on a free port (never the default), is tracked by P
 (an ``atexit`` hook stops any this process started and forgot). ``servers(*kinds)`` starts several for
 the duration of a ``with`` block; ``start(kind)`` one. CLI for notebook users:
 ``mcastlab servers up|status|down`` (``python -m mcastlab.servers`` works too).
+
+Clusters: ``redis_cluster(masters=3, replicas=1)`` and ``nats_cluster(nodes=3)`` start a Redis 7 Cluster
+or a NATS cluster on loopback for the duration of a ``with`` block (``servers up --redis-cluster N
+--nats-cluster N`` from the shell); see :mod:`mcastlab.servers._clusters`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,14 @@ from collections.abc import Iterator, Sequence
 
 from mcastlab.errors import UsageError
 from mcastlab.servers import _kafka, _kinds
+from mcastlab.servers._clusters import (
+    NatsClusterNodes,
+    RedisClusterNodes,
+    nats_cluster,
+    redis_cluster,
+    start_nats_cluster,
+    start_redis_cluster,
+)
 from mcastlab.servers._kinds import HOST, Kind, register
 from mcastlab.servers._process import READY_TIMEOUT, Server, find_binary, free_port, start
 
@@ -73,16 +85,22 @@ __all__ = [
     "KINDS",
     "READY_TIMEOUT",
     "Kind",
+    "NatsClusterNodes",
+    "RedisClusterNodes",
     "Server",
     "find_binary",
     "free_port",
     "kinds",
     "main",
+    "nats_cluster",
+    "redis_cluster",
     "register",
     "servers",
     "start",
     "start_kafka",
     "start_nats",
+    "start_nats_cluster",
     "start_postgres",
     "start_redis",
+    "start_redis_cluster",
 ]

@@ -1,6 +1,9 @@
 """``servers up|status|down``: detached local servers for notebooks, recorded in a JSON state file.
 
-``up`` prints shell lines, so ``eval "$(python -m mcastlab.servers up)"`` sets ``MCASTLAB_*_URL``.
+``up`` prints shell lines, so ``eval "$(python -m mcastlab.servers up)"`` sets ``MCASTLAB_*_URL``;
+``up --redis-cluster N --nats-cluster N`` starts clusters (N Redis masters with a replica each, N NATS
+nodes) and sets ``MCASTLAB_REDIS_CLUSTER_URLS`` / ``MCASTLAB_NATS_CLUSTER_URLS`` (comma-separated).
+Cluster nodes are recorded with a ``group``; ``down redis-cluster`` / ``down nats-cluster`` stop them.
 The state file is ``$MCASTLAB_STATE_DIR/servers.json`` or ``~/.cache/mcastlab/servers.json``.
 """
 
@@ -19,6 +22,9 @@ from typing import Any
 
 from mcastlab.errors import McastlabError, ServerError
 from mcastlab.servers import Server, _kafka, kinds, start
+from mcastlab.servers._clusters import start_nats_cluster, start_redis_cluster
+
+CLUSTER_GROUPS = ("redis-cluster", "nats-cluster")
 
 
 def state_file() -> Path:
@@ -70,8 +76,9 @@ def _server(record: dict[str, Any]) -> Server:
 
 def _up(kinds: Sequence[str], extra: dict[str, list[str]] | None = None) -> int:
     with _locked_state() as records:
-        running = {r["kind"]: r for r in records if _server(r).alive()}
-        records[:] = list(running.values())
+        alive = [r for r in records if _server(r).alive()]
+        running = {r["kind"]: r for r in alive if "group" not in r}  # cluster nodes are not the kind's server
+        records[:] = [r for r in alive if "group" in r] + list(running.values())
         for kind in kinds:
             if kind in running:
                 print(f"# {kind} already running: {running[kind]['url']} (pid {running[kind]['pid']})")
@@ -99,7 +106,8 @@ def _status() -> int:
         for r in records:
             alive = _server(r).alive()
             dead += not alive
-            print(f"{r['kind']:<9} {r['url']:<50} pid {r['pid']:<8} {'alive' if alive else 'dead'}")
+            print(f"{r.get('group') or r['kind']:<13} {r['url']:<46} pid {r['pid']:<8} "
+                  f"{'alive' if alive else 'dead'}")
     return 1 if dead else 0
 
 
@@ -107,7 +115,7 @@ def _down(kinds: Sequence[str]) -> int:
     with _locked_state() as records:
         keep = []
         for r in records:
-            if kinds and r["kind"] not in kinds:
+            if kinds and r.get("group", r["kind"]) not in kinds:
                 keep.append(r)
                 continue
             server = _server(r)
@@ -138,6 +146,30 @@ def _kafka_storage(storage: str, wanted: list[str]) -> list[str]:
     if code or url is None:
         raise ServerError("could not start PostgreSQL for the broker's storage", backend="kafka")
     return _kafka.storage_args(storage, postgres_url=url)
+def _up_clusters(sizes: dict[str, int]) -> int:
+    """Start the clusters asked for (group -> size) unless one of that group runs already."""
+    with _locked_state() as records:
+        for group, n in sizes.items():
+            if not n:
+                continue
+            mine = [r for r in records if r.get("group") == group and _server(r).alive()]
+            if not mine:
+                try:
+                    cluster = start_redis_cluster(n, 1) if group == "redis-cluster" else start_nats_cluster(n)
+                except McastlabError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 1
+                cluster.detach()  # must outlive this CLI process
+                urls = cluster.urls
+                mine = [{**_record(s), "group": group, "url": u}
+                        for s, u in zip(cluster.nodes, urls, strict=True)]
+                records.extend(mine)
+                print(f"# {group}: {len(mine)} nodes: {' '.join(urls)}")
+            else:
+                print(f"# {group} already running: {len(mine)} nodes")
+            var = f"MCASTLAB_{group.replace('-', '_').upper()}_URLS"
+            print(f"export {var}={','.join(r['url'] for r in mine)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,17 +182,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="also start Tansu, a Kafka-protocol broker (same as the kind 'kafka')")
     up.add_argument("--kafka-storage", choices=_kafka.STORAGES, default="memory",
                     help="the broker's storage (memory; postgres needs a Tansu built with it)")
+    up.add_argument("--redis-cluster", type=int, default=0, metavar="N",
+                    help="also start a Redis Cluster of N masters, one replica each (N >= 1)")
+    up.add_argument("--nats-cluster", type=int, default=0, metavar="N",
+                    help="also start a NATS cluster of N nodes")
     sub.add_parser("status", help="show recorded servers and whether they are alive (exit 1 if any is dead)")
     down = sub.add_parser("down", help="stop recorded servers (all by default) and forget them")
-    down.add_argument("kinds", nargs="*", metavar="KIND", help="a server kind: " + ", ".join(kinds()))
+    down.add_argument("kinds", nargs="*", metavar="KIND",
+                      help="a server kind or cluster: " + ", ".join((*kinds(), *CLUSTER_GROUPS)))
     try:
         args = parser.parse_args(argv)
-        if bad := [k for k in getattr(args, "kinds", []) if k not in kinds()]:
-            parser.error(f"unknown server kind(s) {', '.join(bad)}; choose from {', '.join(kinds())}")
+        known = (*kinds(), *CLUSTER_GROUPS) if args.command == "down" else kinds()
+        if bad := [k for k in getattr(args, "kinds", []) if k not in known]:
+            parser.error(f"unknown server kind(s) {', '.join(bad)}; choose from {', '.join(known)}")
+        clusters = {"redis-cluster": getattr(args, "redis_cluster", 0),
+                    "nats-cluster": getattr(args, "nats_cluster", 0)}
+        if any(n < 0 for n in clusters.values()):
+            parser.error("--redis-cluster and --nats-cluster take a node count >= 1")
     except SystemExit as exc:  # --help or a usage error: return its code instead of exiting the caller
         return int(exc.code or 0)
     if args.command == "up":
         wanted = list(dict.fromkeys([*args.kinds, *(["kafka"] if args.kafka else [])]))
+        if any(clusters.values()):
+            code = _up_clusters(clusters)
+            if code or not wanted:
+                return code
         extra: dict[str, list[str]] = {}
         if "kafka" in wanted:
             try:

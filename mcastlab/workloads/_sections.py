@@ -16,10 +16,11 @@ BACKENDS: dict[str, dict[str, tuple[str, ...]]] = {
     "registry": {
         "memory": (),
         "redis": ("url", "prefix"),
+        "redis-cluster": ("nodes", "prefix", "shards"),  # no nodes: a local 3+3 cluster is started
         "sqlite": ("path", "table"),
         "postgres": ("dsn", "table"),
     },
-    "messaging": {"memory": (), "nats": ("servers", "prefix"), "redis-pubsub": ("url", "prefix"),
+    "messaging": {"memory": (), "nats": ("servers", "prefix", "cluster"), "redis-pubsub": ("url", "prefix"),
                   "kafka": ("bootstrap", "prefix", "partitions")},
     "durability": {"sqlite": ("path", "prefix", "retention"), "postgres": ("dsn", "prefix", "retention"),
                    "kafka": ("bootstrap", "topic", "retention")},

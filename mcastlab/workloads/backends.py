@@ -24,6 +24,7 @@ class Backends:
     durability: Any = None
     versions: dict[str, str] = field(default_factory=dict)
     servers: dict[str, Any] = field(default_factory=dict)
+    clusters: dict[str, Any] = field(default_factory=dict)  # "redis-cluster" / "nats-cluster" started here
 
     def busy_s(self) -> dict[str, float]:
         """Simulated resources' total service time so far (seconds), by resource name."""
@@ -76,7 +77,7 @@ def _server_version(kind: str, servers: dict[str, Any]) -> str:
     return f"tansu {s.version}" if kind == "kafka" else str(s.version)  # Kafka protocol, not Apache Kafka
 
 
-def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, str], source: str) -> Any:
+def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, Any], source: str) -> Any:
     from mcastlab import backends as b
 
     key_prefix, subject_prefix = f"mcl:{token}:", f"mcl.{token}"
@@ -87,8 +88,12 @@ def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, str], source: 
             return b.MemoryRegistry() if slot_name == "registry" else b.MemoryMessaging()
         if slot.backend == "redis":
             return b.RedisRegistry(o.get("url") or urls["redis"], prefix=o.get("prefix", key_prefix), **extra)
+        if slot.backend == "redis-cluster":
+            nodes = o.get("nodes") or urls["redis-cluster"]
+            return b.RedisClusterRegistry(nodes, prefix=o.get("prefix", key_prefix), **{
+                k: o[k] for k in ("shards",) if k in o}, **extra)
         if slot.backend == "nats":
-            servers = o.get("servers") or urls["nats"]
+            servers = o.get("servers") or urls["nats-cluster" if "cluster" in o else "nats"]
             return b.NatsMessaging(servers, prefix=o.get("prefix", subject_prefix), **extra)
         if slot.backend == "redis-pubsub":
             return b.RedisPubSubMessaging(
@@ -154,8 +159,10 @@ def _needed_servers(scn: Scenario) -> list[str]:
         msg.backend == "redis-pubsub" and not msg.options.get("url")
     ):
         need.append("redis")
+    if reg.backend == "redis-cluster" and not reg.options.get("nodes"):
+        need.append("redis-cluster")
     if msg.backend == "nats" and not msg.options.get("servers"):
-        need.append("nats")
+        need.append("nats-cluster" if "cluster" in msg.options else "nats")
     dur = scn.slots.get("durability")
     kafka = [s for s in (msg, dur) if s is not None and s.backend == "kafka"]
     if any(not s.options.get("bootstrap") for s in kafka) and not _kafka_env():
@@ -175,11 +182,13 @@ def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
     stack = contextlib.ExitStack()
     with stack:
         started: dict[str, Any] = {}
-        if need:
+        clusters = _start_clusters(scn, need, stack)
+        if set(need) - set(clusters):
             from mcastlab import servers as srv
 
-            started = stack.enter_context(srv.servers(*need))
-        urls = {k: s.url for k, s in started.items()}
+            started = stack.enter_context(srv.servers(*(k for k in need if k not in clusters)))
+        urls: dict[str, Any] = {k: s.url for k, s in started.items()}
+        urls.update({k: c.urls for k, c in clusters.items()})
         if "kafka" not in urls and (external := _kafka_env()):
             urls["kafka"] = external
         registry = _make("registry", scn.slots["registry"], token, urls, scn.source)
@@ -191,8 +200,27 @@ def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
             for k in ("redis", "nats", "postgres", "kafka")
             if k in need or any(s.backend.startswith(k) for s in scn.slots.values())
         }
+        versions.update({f"{c.kind}-server": c.nodes[0].version for c in clusters.values()})
         label = f"{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
-        yield Backends(registry, messaging, label, durability, versions, started)
+        yield Backends(registry, messaging, label, durability, versions, started, clusters)
+
+
+def _start_clusters(scn: Scenario, need: list[str], stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The local clusters the scenario asks for: Redis 3 masters + 3 replicas; NATS ``cluster`` nodes."""
+    from mcastlab import servers as srv
+
+    out: dict[str, Any] = {}
+    if "redis-cluster" in need:
+        out["redis-cluster"] = stack.enter_context(srv.redis_cluster(3, 1))
+    if "nats-cluster" in need:
+        n = scn.slots["messaging"].options["cluster"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ScenarioError(
+                f"{scn.source}: slots.messaging.cluster: expected a node count >= 1, got {n!r}. "
+                "Fix: write e.g. 'cluster: 3' (or list 'servers' of a running cluster instead)",
+                key="slots.messaging.cluster", source=scn.source)
+        out["nats-cluster"] = stack.enter_context(srv.nats_cluster(n))
+    return out
 
 
 __all__ = ["Backends", "live_backends", "sim_backends"]

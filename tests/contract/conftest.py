@@ -24,7 +24,8 @@ from mcastlab.errors import ServerError
 from mcastlab.runtime import AsyncioRuntime
 
 LIVE = pytest.mark.live
-REGISTRIES = ["memory", "sqlite", pytest.param("redis", marks=LIVE), pytest.param("postgres", marks=LIVE)]
+REGISTRIES = ["memory", "sqlite", pytest.param("redis", marks=LIVE), pytest.param("postgres", marks=LIVE),
+              pytest.param("redis-cluster", marks=LIVE)]
 MESSAGINGS = ["memory", pytest.param("nats", marks=LIVE), pytest.param("redis-pubsub", marks=LIVE),
               pytest.param("kafka", marks=LIVE)]
 # KafkaMessaging refuses ack mode (a Kafka producer cannot see listeners: docs/wire-protocol.md); these
@@ -106,6 +107,8 @@ def registry_for(kind: str, request: pytest.FixtureRequest, name: str,
         return b.SqliteRegistry(str(request.getfixturevalue("tmp_path") / f"{name}.db"))
     if kind == "postgres":
         return b.PostgresRegistry(request.getfixturevalue("pg_server").url, table=name, pool_size=2)
+    if kind == "redis-cluster":  # the session's shared cluster (tests/conftest.py)
+        return b.RedisClusterRegistry(request.getfixturevalue("redis_cluster_nodes").urls, prefix=f"{name}:")
     return b.RedisRegistry(request.getfixturevalue("redis_server").url, prefix=f"{name}:")
 
 
@@ -119,6 +122,8 @@ def _live(request: pytest.FixtureRequest, kind: str) -> None:
         request.getfixturevalue("pg_server")
     elif kind == "kafka":
         request.getfixturevalue("kafka_bootstrap")
+    elif kind == "redis-cluster":
+        request.getfixturevalue("redis_cluster_nodes")
 
 
 @pytest.fixture(params=REGISTRIES)
