@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
+from mcastlab.backends._redis_claims import ClaimLedger
 from mcastlab.backends._redis_scripts import SCRIPTS, sha1
 from mcastlab.backends._subjects import encode_token
 from mcastlab.errors import ConfigError
@@ -94,10 +95,19 @@ class Layout:
                                          f"{base}tmp:{secrets.token_hex(8)}", repr(now), base, *prog))
                 for k, base in enumerate(self.bases)]
 
-    def claim(self, asks: list[tuple[int, int]], now: float) -> list[Item]:
-        """The claim script on each ``(shard, limit)`` of ``asks``."""
-        return [(self.slots[k], "call",
-                 ("EVALSHA", SHA["claim"], 1, self.zkeys[k], repr(now), n, self.bases[k])) for k, n in asks]
+    def claim(self, asks: list[tuple[int, int]], now: float, ledger: ClaimLedger) -> list[Item]:
+        """The claim script on each ``(shard, limit)`` of ``asks``, as ``ledger``'s claimer."""
+        return [(self.slots[k], "call", ("EVALSHA", SHA["claim"], 1, self.zkeys[k], repr(now), n,
+                                         self.bases[k], *ledger.args(k))) for k, n in asks]
+
+    def claim_ack(self, batches: list[tuple[int, str]], claimer: str) -> list[Item]:
+        """Acknowledge each ``(shard, seq)`` batch of ``batches`` received by ``claimer``."""
+        return [(self.slots[k], "call", ("EVALSHA", SHA["claim_ack"], 1, self.bases[k] + "claims", claimer,
+                                         seq, self.bases[k])) for k, seq in batches]
+
+    def first_lapsed(self) -> list[Item]:
+        """Per shard: the oldest lapsed lifetime (``"<deadline> <member>"``) awaiting its claim, or None."""
+        return [(s, "call", ("LINDEX", b + "lapsed", 0)) for s, b in zip(self.slots, self.bases, strict=True)]
 
 
 def split(want: int, order: list[int]) -> list[tuple[int, int]]:

@@ -6,6 +6,14 @@ identity's key as ``base .. 'id:' .. member``. Times arrive as strings formatted
 are only compared (``tonumber``), never formatted by Lua, so no precision is lost. The identity hash holds
 ``m`` (metadata JSON), ``r`` (registered_at), ``e`` (expires_at, ``''`` for never) and ``x`` (its index
 key suffixes, newline separated), so a script can always remove exactly the index entries it added.
+
+Two keys serve the expiry claim. ``base .. 'lapsed'`` is a LIST of ``"<deadline> <member>"``: a register
+that finds its name stored but past its deadline (lapsed, not yet swept) starts a new lifetime in place, so
+it records the old one there, and the next claim returns it like any other expiry. ``base .. 'claims'`` is
+a HASH of claimer -> ``"<seq> <claimed at>"`` with the claimer's last batch in the LIST ``base ..
+'claim:' .. claimer`` (member, deadline, ...): a batch stays there until its claimer acknowledges it
+(``claim_ack`` right after the reply, or the ``ack`` of its next claim), so a reply lost on the way is
+handed out again instead of leaving identities removed but never counted (see ``_redis_claims``).
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ if exists and (old[1] == '' or tonumber(old[1]) > tonumber(ARGV[6])) then is_new
 if is_new == 1 and tonumber(ARGV[7]) >= 0 then
   local live = redis.call('ZCOUNT', z, '(' .. ARGV[6], '+inf')
   if live >= tonumber(ARGV[7]) then return {-1, live} end
+end
+if is_new == 1 then
+  -- a lifetime that lapsed unswept ends here: keep its deadline for the claim (the hash may be gone
+  -- already if the safety-net TTL fired, the deadline entry is not)
+  local lapsed = exists and old[1] or redis.call('ZSCORE', z, member)
+  if lapsed and lapsed ~= '' and lapsed ~= 'inf' then
+    redis.call('RPUSH', base .. 'lapsed', lapsed .. ' ' .. member)
+  end
 end
 if (not exists) or old[2] ~= ARGV[8] then
   if exists then
@@ -61,23 +77,82 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# KEYS: deadline zset. ARGV: now, limit, base. Removes up to `limit` identities whose deadline <= now
-# with their index entries and returns {member, deadline, ...}. ZRANGEBYSCORE and ZREM run in one script,
-# so a member is claimed by exactly one caller however many coordinators sweep at once.
+# KEYS: deadline zset. ARGV: now, limit, base, claimer, seq, ack, stale. Returns {seq, removed, member,
+# deadline, ...}: a batch of up to `limit` expired identities (lapsed lifetimes first, then deadline <= now
+# from the zset, removed with their hash and index entries), or - when the claimer's previous batch was
+# never acknowledged (its `ack` is not that batch's seq) - that batch again with its own seq. `removed` is
+# how many zset members this call deleted. Batches of other claimers pending for `stale` seconds or more
+# (their claimer stopped) are adopted into this one. Each expiry is in exactly one acknowledged batch.
 CLAIM = """
-local z, base = KEYS[1], ARGV[3]
-local got = redis.call('ZRANGEBYSCORE', z, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-for i = 1, #got, 2 do
-  local m = got[i]
-  local key = base .. 'id:' .. m
-  redis.call('ZREM', z, m)
-  local x = redis.call('HGET', key, 'x')
-  if x then
-    for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', base .. s, m) end
-    redis.call('DEL', key)
+local z, base, claimer = KEYS[1], ARGV[3], ARGV[4]
+local now, limit, stale = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[7])
+local reg, mine = base .. 'claims', base .. 'claim:' .. ARGV[4]
+local head = redis.call('HGET', reg, claimer)
+if head then
+  local seq = string.match(head, '^%S+')
+  if seq ~= ARGV[6] then
+    local again = redis.call('LRANGE', mine, 0, -1)
+    table.insert(again, 1, 0)
+    table.insert(again, 1, seq)
+    return again
+  end
+  redis.call('HDEL', reg, claimer)
+  redis.call('DEL', mine)
+end
+local out = {}
+local heads = redis.call('HGETALL', reg)
+for i = 1, #heads, 2 do
+  local at = tonumber(string.match(heads[i + 1], '%S+$'))
+  if at <= now - stale then
+    local theirs = base .. 'claim:' .. heads[i]
+    for _, v in ipairs(redis.call('LRANGE', theirs, 0, -1)) do out[#out + 1] = v end
+    redis.call('DEL', theirs)
+    redis.call('HDEL', reg, heads[i])
   end
 end
-return got
+local lapsed = base .. 'lapsed'
+while #out < 2 * limit do
+  local v = redis.call('LPOP', lapsed)
+  if not v then break end
+  local sep = string.find(v, ' ', 1, true)
+  out[#out + 1] = string.sub(v, sep + 1)
+  out[#out + 1] = string.sub(v, 1, sep - 1)
+end
+local removed = 0
+local want = limit - #out / 2
+if want > 0 then
+  local got = redis.call('ZRANGEBYSCORE', z, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, want)
+  for i = 1, #got, 2 do
+    local m = got[i]
+    local key = base .. 'id:' .. m
+    removed = removed + redis.call('ZREM', z, m)
+    local x = redis.call('HGET', key, 'x')
+    if x then
+      for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', base .. s, m) end
+      redis.call('DEL', key)
+    end
+    out[#out + 1] = m
+    out[#out + 1] = got[i + 1]
+  end
+end
+if #out > 0 then
+  redis.call('HSET', reg, claimer, ARGV[5] .. ' ' .. ARGV[1])
+  redis.call('RPUSH', mine, unpack(out))
+end
+table.insert(out, 1, removed)
+table.insert(out, 1, ARGV[5])
+return out
+"""
+
+# KEYS: the claims hash. ARGV: claimer, seq, base. The claimer received batch `seq`: forget it.
+CLAIM_ACK = """
+local head = redis.call('HGET', KEYS[1], ARGV[1])
+if head and string.match(head, '^%S+') == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('DEL', ARGV[3] .. 'claim:' .. ARGV[1])
+  return 1
+end
+return 0
 """
 
 # KEYS: destination key. ARGV: base, then a plan program of (op, arg) pairs in postfix order:
@@ -184,7 +259,8 @@ def sha1(body: str) -> str:
 
 
 SCRIPTS = {name: (sha1(body), body) for name, body in (
-    ("upsert", UPSERT), ("touch", TOUCH), ("remove", REMOVE), ("claim", CLAIM), ("plan", PLAN),
+    ("upsert", UPSERT), ("touch", TOUCH), ("remove", REMOVE), ("claim", CLAIM), ("claim_ack", CLAIM_ACK),
+    ("plan", PLAN),
     ("fetch", FETCH), ("ids", IDS),
 )}
 

@@ -24,6 +24,9 @@ ones included; a btree index on ``expires_at`` serves live-row checks, claims an
 * ``claim_expired``: ``WITH c AS MATERIALIZED (SELECT id ... WHERE expires_at <= now ORDER BY
   expires_at LIMIT n FOR UPDATE SKIP LOCKED) DELETE ... USING c RETURNING id, expires_at``. A row is
   locked by one sweeper, skipped by the others, and deleted (so returned and counted) exactly once.
+* A register that finds its id lapsed (past its deadline, not yet swept) locks that row (``FOR UPDATE``,
+  so a claim holding it wins and counts it) and, in the same statement as the insert, records the lapsed
+  lifetime in ``<table>_lapsed``; claims take those rows first, so the lifetime is still counted once.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class PostgresRegistry:
                  server_settings: Mapping[str, str] | None = None) -> None:
         self.table = check_name(table, "table")
         self._t = quote(table)
+        self._lapsed = quote(f"{table}_lapsed")
         # Filter selectivity depends on the values, so a generic plan for a prepared query is often
         # a poor one (asyncpg prepares every query): plan each execution with its parameters.
         settings = {"plan_cache_mode": "force_custom_plan", **(server_settings or {})}
@@ -81,6 +85,8 @@ class PostgresRegistry:
                 registered_at double precision NOT NULL, expires_at double precision);
             CREATE INDEX IF NOT EXISTS "{name}_expires" ON {t} (expires_at);
             CREATE INDEX IF NOT EXISTS "{name}_metadata" ON {t} USING gin (metadata jsonb_path_ops);
+            CREATE TABLE IF NOT EXISTS {self._lapsed} (
+                id text NOT NULL, expires_at double precision NOT NULL);
         """)
 
     async def close(self) -> None:
@@ -92,8 +98,15 @@ class PostgresRegistry:
         """Insert or replace; True if the identity was new (or had expired). Atomic limit check."""
         t = self._t
         args = (identity.id, dump_metadata(identity.metadata), identity.registered_at, identity.expires_at)
-        insert = (f"INSERT INTO {t} (id, metadata, doc, registered_at, expires_at) "
-                  f"VALUES ($1, $2::text::jsonb, $2::text, $3, $4) ON CONFLICT (id) DO UPDATE SET {_SET}")
+        # the lapsed lifetime is recorded before the row is replaced: the main insert reads ``lapsed`` (an
+        # unread data-modifying CTE would run last, and then no longer see the row it should lock)
+        insert = (f"WITH old AS (SELECT id, expires_at FROM {t} WHERE id = $1 AND expires_at <= $5 "
+                  "FOR UPDATE), "
+                  f"lapsed AS (INSERT INTO {self._lapsed} (id, expires_at) SELECT id, expires_at FROM old "
+                  "RETURNING 1) "
+                  f"INSERT INTO {t} (id, metadata, doc, registered_at, expires_at) "
+                  "SELECT $1::text, $2::text::jsonb, $2::text, $3::float8, $4::float8 "
+                  f"FROM (SELECT count(*) FROM lapsed) AS done ON CONFLICT (id) DO UPDATE SET {_SET}")
         async with self._pool.conn() as conn:
             done = await conn.execute(
                 f"UPDATE {t} SET metadata = $2::text::jsonb, doc = $2::text, registered_at = $3, "
@@ -101,7 +114,7 @@ class PostgresRegistry:
             if done != "UPDATE 0":
                 return False
             if max_identities is None:
-                await conn.execute(insert, *args)
+                await conn.execute(insert, *args, now)
                 return True
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"mcastlab:{self.table}")
@@ -111,7 +124,7 @@ class PostgresRegistry:
                     now, identity.id, max_identities)
                 if live >= max_identities:
                     raise full_error(live, max_identities)
-                await conn.execute(insert, *args)
+                await conn.execute(insert, *args, now)
         return True
 
     async def touch(self, identity_id: str, expires_at: float | None, *, now: float) -> Identity | None:
@@ -179,20 +192,25 @@ class PostgresRegistry:
 
     # ------------------------------------------------------------------ expiry
     async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:
-        """Delete up to ``limit`` identities with deadline <= now and return them, each exactly once."""
-        t = self._t
+        """Delete up to ``limit`` identities with deadline <= now (lapsed lifetimes first) and return them,
+        each exactly once."""
+        rows: list[Any] = []
         async with self._pool.conn() as conn:
-            rows = await conn.fetch(
-                f"WITH c AS MATERIALIZED (SELECT id FROM {t} WHERE expires_at <= $1 ORDER BY expires_at "
-                f"LIMIT $2 FOR UPDATE SKIP LOCKED) "
-                f"DELETE FROM {t} AS t USING c WHERE t.id = c.id RETURNING t.id, t.expires_at", now, limit)
+            for table, key in ((self._lapsed, "ctid"), (self._t, "id")):
+                rows += await conn.fetch(
+                    f"WITH c AS MATERIALIZED (SELECT {key} FROM {table} WHERE expires_at <= $1 ORDER BY "
+                    f"expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) DELETE FROM {table} AS t USING c "
+                    f"WHERE t.{key} = c.{key} RETURNING t.id, t.expires_at", now, limit - len(rows))
+                if len(rows) >= limit:
+                    break
         pairs = sorted((r[1], r[0]) for r in rows)
         return [ExpiredIdentity(identity_id, deadline) for deadline, identity_id in pairs]
 
     async def next_deadline(self) -> float | None:
-        """The earliest stored deadline, or None."""
+        """The earliest stored deadline (a lapsed lifetime's included), or None."""
         async with self._pool.conn() as conn:
-            return await conn.fetchval(f"SELECT min(expires_at) FROM {self._t}")
+            return await conn.fetchval(f"SELECT least((SELECT min(expires_at) FROM {self._t}), "
+                                       f"(SELECT min(expires_at) FROM {self._lapsed}))")
 
     async def identities(self) -> int:
         """How many identities are stored (live, or expired but not yet swept)."""

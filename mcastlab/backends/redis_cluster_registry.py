@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger, claim_shards
 from mcastlab.backends._redis_cluster import Addr, ClusterClient
 from mcastlab.backends._redis_cluster_keys import (
     BODIES,
@@ -53,23 +54,20 @@ from mcastlab.backends._redis_cluster_keys import (
     Layout,
     check_number,
     shard_of,
-    split,
     write_lost,
 )
 from mcastlab.backends._redis_cluster_watch import Entry, ReplicationWatch
+from mcastlab.backends._redis_keys import index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import make_pool
 from mcastlab.backends._subjects import check_key_prefix, decode_token
 from mcastlab.backends.base import Capabilities, ExpiredIdentity
-from mcastlab.backends.redis_registry import index_suffix, plan_program
 from mcastlab.errors import ClosedError, ConfigError, RegistryFullError
-from mcastlab.filters import index_token
 from mcastlab.identity import Identity
 
 if TYPE_CHECKING:
     from mcastlab.filters import CompiledFilter
     from mcastlab.runtime.base import Runtime
 
-_MAX_PEXPIRE_MS = 2.0**62
 _OPS = {"u": "register", "t": "heartbeat", "d": "unregister"}
 _decoder = json.JSONDecoder()
 
@@ -92,7 +90,7 @@ class RedisClusterRegistry:
                  tls_keyfile: str | None = None, tls_verify: bool = True, socket_timeout: float = 5.0,
                  connect_timeout: float = 2.0, lanes: int = 2, max_batch: int = 1024,
                  key_grace: float | None = 3600.0, retry_budget: float = 1.0, max_attempts: int = 6,
-                 confirm_interval: float = 0.25) -> None:
+                 confirm_interval: float = 0.25, claim_stale: float = DEFAULT_STALE) -> None:
         check_key_prefix(prefix)
         self.keys = Layout(prefix, shards)
         for key, value, integer, minimum in (("lanes", lanes, True, 1), ("max_batch", max_batch, True, 1),
@@ -121,6 +119,7 @@ class RedisClusterRegistry:
         self._watch = ReplicationWatch(self._client, self._verify, interval=confirm_interval)
         self._meta_suspect = False
         self._claim_from = 0
+        self._claims = ClaimLedger(claim_stale)
         self._opens = 0
 
     def __repr__(self) -> str:
@@ -195,12 +194,6 @@ class RedisClusterRegistry:
         return self._runtime.now() if self._runtime is not None else time.time()
 
     # ------------------------------------------------------------------ writes
-    def _ttl_ms(self, expires_at: float | None, now: float) -> str:
-        if expires_at is None or self._grace is None:
-            return "0"
-        ms = (expires_at - now + self._grace) * 1000
-        return str(max(1, math.ceil(ms))) if ms < _MAX_PEXPIRE_MS else "0"
-
     async def _counter(self, delta: int) -> None:
         if delta:
             keys = self.keys
@@ -212,12 +205,11 @@ class RedisClusterRegistry:
         client, keys = self._live(), self.keys
         member, k, slot, key = keys.locate(identity.id)
         base, exp = keys.bases[k], identity.expires_at
-        suffixes = "\n".join(index_suffix(f, t) for f, v in identity.metadata.items()
-                             if (t := index_token(v)) is not None)
+        suffixes = index_suffixes(identity.metadata)
         score = "+inf" if exp is None else repr(exp)
         args = [key, keys.zkeys[k], member, json.dumps(dict(identity.metadata)), repr(identity.registered_at),
                 "" if exp is None else repr(exp), score, repr(now), "-1" if max_identities is None else "-2",
-                suffixes, self._ttl_ms(exp, now), base]
+                suffixes, ttl_ms(exp, now, self._grace), base]
         res = await client.call(slot, "EVALSHA", SHA["upsert"], 2, *args)
         if res[0] == -2:  # not stored yet: take a place first
             ok, stored = await client.call(keys.meta_slot, "EVALSHA", SHA["admit"], 1, keys.meta,
@@ -241,7 +233,7 @@ class RedisClusterRegistry:
         score = "+inf" if expires_at is None else repr(expires_at)
         res = await self._live().call(slot, "EVALSHA", SHA["touch"], 2, key, self.keys.zkeys[k], member,
                                       "" if expires_at is None else repr(expires_at), score, repr(now),
-                                      self._ttl_ms(expires_at, now))
+                                      ttl_ms(expires_at, now, self._grace))
         if res is None:
             return None
         self._watch.note(slot, ("t", k, member, expires_at, None))
@@ -322,29 +314,17 @@ class RedisClusterRegistry:
     # ------------------------------------------------------------------ expiry
     async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:
         """Remove and return up to ``limit`` expired identities, each to exactly one caller: every shard is
-        asked for an equal part, then the shards that filled theirs for the rest."""
-        client = self._live()
+        asked for an equal part, then the shards that filled theirs for the rest. Batches are acknowledged
+        per shard (``_redis_claims``), so a reply lost on the way is handed out again, not lost."""
         order = [(self._claim_from + i) % self.shards for i in range(self.shards)]
         self._claim_from = (self._claim_from + 1) % self.shards  # fairness across sweeps
-        out: list[ExpiredIdentity] = []
-        failure: BaseException | None = None
-        while order and len(out) < limit and failure is None:
-            asks = split(limit - len(out), order)
-            replies = await client.many(self.keys.claim(asks, now), idempotent=False, return_exceptions=True)
-            full = []
-            for (k, n), got in zip(asks, replies, strict=True):
-                if isinstance(got, BaseException):
-                    failure = got
-                    continue
-                out += [ExpiredIdentity(decode_token(got[i].decode()), float(got[i + 1]))
-                        for i in range(0, len(got), 2)]
-                if len(got) // 2 == n:
-                    full.append(k)
-            order = full + order[len(asks):]
-        if failure is not None and not out:
-            raise failure
+        out, removed, failure = await claim_shards(self._live(), self.keys, self._claims, order, limit, now)
+        if failure is not None:
+            self._meta_suspect = True  # the lost reply's removals were never counted
+            if not out:
+                raise failure
         try:
-            await self._counter(-len(out))
+            await self._counter(-removed)
         except Exception:
             self._meta_suspect = True  # the claims stand (they are reported); the counter is resynced later
         if self._meta_suspect:
@@ -352,9 +332,13 @@ class RedisClusterRegistry:
         return out
 
     async def next_deadline(self) -> float | None:
-        """The earliest stored deadline over every shard (possibly already past), or None."""
-        replies = await self._live().many(self.keys.each("ZRANGE", "{z}", 0, 0, "WITHSCORES"))
-        finite = [score for got in replies if got and not math.isinf(score := float(got[1]))]
+        """The earliest stored deadline over every shard (possibly already past, a lapsed lifetime's first),
+        or None."""
+        replies = await self._live().many(self.keys.each("ZRANGE", "{z}", 0, 0, "WITHSCORES")
+                                          + self.keys.first_lapsed())
+        zs, lapsed = replies[:self.shards], replies[self.shards:]
+        finite = [score for got in zs if got and not math.isinf(score := float(got[1]))]
+        finite += [float(v.split(b" ", 1)[0]) for v in lapsed if v is not None]
         return min(finite) if finite else None
 
     async def identities(self) -> int:

@@ -15,6 +15,10 @@ several of them atomically (and a cluster spreads *registries*, not identities, 
                                           ``token`` (e.g. ``s:online``, ``n:5``), as mcastlab.filters plans
     base + "tmp:" + random[":" + n] SET   throwaway result of a multi-part plan (one-minute expiry, deleted
                                           by the query that made it)
+    base + "lapsed"                 LIST  "<deadline> <member>" of lifetimes that lapsed unswept and were
+                                          replaced by a new register: claimed first
+    base + "claims"                 HASH  claimer -> "<seq> <claimed at>" of its unacknowledged batch
+    base + "claim:" + claimer       LIST  that batch (member, deadline, ...); see ``_redis_claims``
 
 ``enc`` (see ``_subjects.encode_token``) keeps ``[A-Za-z0-9_-]`` and %-escapes every other UTF-8 byte,
 so a name containing ``:``, ``{``, ``}``, glob characters or non-ASCII can neither collide with another
@@ -28,15 +32,18 @@ identity was added to, so re-registering with new metadata and removing it delet
 The ``max_identities`` check (live identities = ``ZCOUNT z (now +inf``) runs in the same script as the
 insert, so concurrent registers can never overshoot the limit.
 
-**Expiry, claimed exactly once.** Deadlines live in the sorted set ``z``. ``claim_expired`` runs one
-script that reads members with score <= now (``ZRANGEBYSCORE ... LIMIT``) and, in the same script,
-``ZREM``s them and deletes their hash and index entries. Scripts are serialised by Redis, so however
-many coordinators sweep concurrently, each expired identity is returned to exactly one of them, which
-counts it. Keyspace notifications are not used (late and lost while disconnected). Reads never need the
-sweeper: every read checks ``e`` against the caller's ``now``. As a safety net only, each identity hash
-gets a Redis TTL of its deadline plus ``key_grace`` (relative to the caller's ``now``, so it also holds
-for non-wall clocks); if it ever fires before a sweep, the claim still counts the identity, and any index
-entries it leaves are harmless because query candidates are always re-checked against stored metadata.
+**Expiry, claimed exactly once.** Deadlines live in the sorted set ``z``. ``claim_expired`` runs one script
+that reads members with score <= now (``ZRANGEBYSCORE ... LIMIT``) and, in the same script, ``ZREM``s them
+and deletes their hash and index entries. Scripts are serialised by Redis, so however many coordinators
+sweep concurrently, each expired identity is returned to exactly one of them, which counts it. The batch
+stays recorded until its claimer acknowledges it, so a reply lost in transit is handed out again by the next
+claim rather than lost (``_redis_claims``). A register that replaces a lapsed, unswept lifetime records it
+in ``lapsed``, and claims return those first. Keyspace notifications are not used (late and lost while
+disconnected). Reads never need the sweeper: every read checks ``e`` against the caller's ``now``. As a
+safety net only, each identity hash gets a Redis TTL of its deadline plus ``key_grace`` (relative to the
+caller's ``now``, so it also holds for non-wall clocks); if it ever fires before a sweep, the claim still
+counts the identity, and any index entries it leaves are harmless because query candidates are always
+re-checked against stored metadata.
 
 **Queries.** Rows are read with ``SORT <set> BY nosort GET # GET base+"id:*->m" GET ...->r GET ...->e``:
 Redis looks every member's hash fields up itself (in C, one command), far cheaper than a Lua loop or one
@@ -55,7 +62,8 @@ share pipelines on a few dedicated connections instead of paying one round trip 
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import logging
 import math
 import secrets
 from types import MappingProxyType
@@ -64,57 +72,19 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import NoScriptError, ResponseError
 
 from mcastlab.backends._json import dumps, loads
+from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
+from mcastlab.backends._redis_keys import index_suffix, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
 from mcastlab.backends._redis_scripts import SCRIPTS
 from mcastlab.backends._subjects import check_key_prefix, decode_token, encode_token
 from mcastlab.backends.base import Capabilities, ExpiredIdentity
 from mcastlab.errors import BackendError, ClosedError, ConfigError, McastlabError, RegistryFullError
-from mcastlab.filters import AllOf, AnyOf, Term, index_token
 from mcastlab.identity import Identity
 
 if TYPE_CHECKING:
     from mcastlab.filters import CompiledFilter
 
-_MAX_SUFFIX = 200
-_EMPTY = "nil"  # a key suffix nothing ever writes: the empty candidate set
-
-
-def index_suffix(field: str, token: str) -> str:
-    """Key suffix (after ``base``) of the index set for ``field`` having index token ``token``."""
-    suffix = f"ix:{encode_token(field)}:{encode_token(token)}"
-    if len(suffix) > _MAX_SUFFIX:
-        digest = hashlib.blake2b(f"{field}\0{token}".encode(), digest_size=16).hexdigest()
-        suffix = f"ix#{digest}"
-    return suffix
-
-
-def plan_program(plan: Any) -> list[str] | None:
-    """The postfix program of an index plan for the query script, or None when it cannot narrow.
-
-    Mirrors ``MemoryRegistry._candidates``: an ``AllOf`` ignores parts that cannot narrow; an ``AnyOf``
-    with such a part cannot narrow at all.
-    """
-    if isinstance(plan, Term):
-        return ["T", index_suffix(plan.field, plan.token)]
-    if isinstance(plan, AnyOf | AllOf):
-        progs = [plan_program(p) for p in plan.parts]
-        if isinstance(plan, AnyOf):
-            if any(p is None for p in progs):
-                return None
-            if not progs:
-                return ["T", _EMPTY]
-        usable = [p for p in progs if p is not None]
-        if not usable:
-            return None
-        out = [tok for p in usable for tok in p]
-        if len(usable) > 1:
-            out += ["|" if isinstance(plan, AnyOf) else "&", str(len(usable))]
-        return out
-    return None
-
-
-_MAX_PEXPIRE_MS = 2.0**62  # Redis refuses PEXPIRE values whose absolute time overflows 64-bit ms
-
+log = logging.getLogger("mcastlab.backends.redis_registry")
 
 class RedisRegistry:
     """Registry on Redis; see the module docstring. Several coordinators may share one object
@@ -128,7 +98,7 @@ class RedisRegistry:
                  tls: bool | None = None, tls_ca_certs: str | None = None, tls_certfile: str | None = None,
                  tls_keyfile: str | None = None, tls_verify: bool = True, socket_timeout: float = 5.0,
                  connect_timeout: float = 2.0, lanes: int = 2, max_batch: int = 1024,
-                 key_grace: float | None = 3600.0) -> None:
+                 key_grace: float | None = 3600.0, claim_stale: float = DEFAULT_STALE) -> None:
         check_key_prefix(prefix)
         if key_grace is not None and not (isinstance(key_grace, int | float) and key_grace > 0):
             raise ConfigError(f"key_grace must be seconds > 0 or None, got {key_grace!r}", key="key_grace")
@@ -144,6 +114,7 @@ class RedisRegistry:
                           "GET", pattern + "e")
         self._sort_ok = True  # False after a Redis Cluster refused SORT ... GET (see "Queries")
         self._grace = key_grace
+        self._claims = ClaimLedger(claim_stale)
         self._pool_kw: dict[str, Any] = {
             "username": username, "password": password, "db": db, "tls": tls, "tls_ca_certs": tls_ca_certs,
             "tls_certfile": tls_certfile, "tls_keyfile": tls_keyfile, "tls_verify": tls_verify,
@@ -217,23 +188,6 @@ class RedisRegistry:
     def _key(self, member: str) -> str:
         return f"{self.base}id:{member}"
 
-    def _ttl_ms(self, expires_at: float | None, now: float) -> str:
-        if expires_at is None or self._grace is None:
-            return "0"
-        ms = (expires_at - now + self._grace) * 1000
-        if not ms < _MAX_PEXPIRE_MS:
-            return "0"  # beyond what PEXPIRE accepts: no safety-net TTL (the deadline still applies)
-        return str(max(1, math.ceil(ms)))
-
-    @staticmethod
-    def _suffixes(metadata: Any) -> str:
-        parts = []
-        for field, value in metadata.items():
-            token = index_token(value)
-            if token is not None:
-                parts.append(index_suffix(field, token))
-        return "\n".join(parts)
-
     # ------------------------------------------------------------------ writes
     async def upsert(self, identity: Identity, *, now: float, max_identities: int | None) -> bool:
         """Insert or replace atomically; RegistryFullError (nothing changed) if new and full."""
@@ -243,8 +197,8 @@ class RedisRegistry:
             "upsert", 2, self._key(member), self._zkey, member, dumps(dict(identity.metadata)),
             repr(identity.registered_at), "" if exp is None else repr(exp),
             "+inf" if exp is None else repr(exp),
-            repr(now), -1 if max_identities is None else max_identities, self._suffixes(identity.metadata),
-            self._ttl_ms(exp, now), self.base)
+            repr(now), -1 if max_identities is None else max_identities, index_suffixes(identity.metadata),
+            ttl_ms(exp, now, self._grace), self.base)
         if res[0] < 0:
             raise RegistryFullError(
                 f"registry is full: {res[1]} live identities stored, max_identities={max_identities}; "
@@ -257,7 +211,8 @@ class RedisRegistry:
         member = encode_token(identity_id)
         res = await self._script(
             "touch", 2, self._key(member), self._zkey, member, "" if expires_at is None else repr(expires_at),
-            "+inf" if expires_at is None else repr(expires_at), repr(now), self._ttl_ms(expires_at, now))
+            "+inf" if expires_at is None else repr(expires_at), repr(now),
+            ttl_ms(expires_at, now, self._grace))
         if res is None:
             return None
         return Identity(identity_id, MappingProxyType(loads(res[0])), float(res[1]), expires_at)
@@ -378,18 +333,29 @@ class RedisRegistry:
 
     # ------------------------------------------------------------------ expiry
     async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:
-        """Remove and return up to ``limit`` identities with deadline <= now, each to exactly one caller."""
-        got = await self._script("claim", 1, self._zkey, repr(now), int(limit), self.base)
-        return [ExpiredIdentity(decode_token(got[i].decode()), float(got[i + 1]))
-                for i in range(0, len(got), 2)]
+        """Remove and return up to ``limit`` expired identities (lapsed lifetimes first), each to exactly
+        one caller, in a batch this claimer acknowledges (``_redis_claims``: a lost reply comes again)."""
+        ledger = self._claims
+        async with ledger.lock():
+            got = await self._script("claim", 1, self._zkey, repr(now), int(limit), self.base,
+                                     *ledger.args())
+            seq, _removed, items = ledger.received(got)
+            if items:
+                try:
+                    await self._script("claim_ack", 1, self.base + "claims", ledger.claimer, seq, self.base)
+                except Exception:  # the next claim acknowledges it too
+                    log.debug("claim_ack failed; the next claim acknowledges batch %s", seq, exc_info=True)
+        return items
 
     async def next_deadline(self) -> float | None:
-        """The earliest stored deadline (possibly already past), or None."""
-        got = await self._call("next_deadline", "ZRANGE", self._zkey, 0, 0, "WITHSCORES")
-        if not got:
-            return None
-        score = float(got[1])
-        return None if math.isinf(score) else score
+        """The earliest stored deadline (possibly already past; a lapsed lifetime's first), or None."""
+        got, lapsed = await asyncio.gather(
+            self._call("next_deadline", "ZRANGE", self._zkey, 0, 0, "WITHSCORES"),
+            self._call("next_deadline", "LINDEX", self.base + "lapsed", 0))
+        due = [float(got[1])] if got else []
+        if lapsed is not None:
+            due.append(float(lapsed.split(b" ", 1)[0]))
+        return min(due) if due and not math.isinf(min(due)) else None
 
     async def identities(self) -> int:
         """How many identities are stored (live or expired but not yet swept)."""

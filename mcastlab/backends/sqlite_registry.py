@@ -21,6 +21,9 @@ expression index ``json_extract(metadata, '$.<field>')`` per field named in ``in
 * ``claim_expired`` is one ``DELETE ... RETURNING`` (SQLite >= 3.35; older versions fall back to
   SELECT + DELETE inside one write transaction). SQLite admits one writer at a time, so each expired
   row is deleted - and so returned and counted - by exactly one coordinator.
+* A register that finds its id stored but lapsed (past its deadline, not yet swept) replaces the row, so
+  it first records the lapsed lifetime in ``<table>_lapsed (id, expires_at)``, in the same transaction;
+  claims take those rows first, so that lifetime is still counted once.
 
 Calls are plain synchronous sqlite3 inside ``async def`` (no I/O waits to yield on), so the registry
 works under both the asyncio and the SimPy runtime. Several coordinators may share one object (one
@@ -74,6 +77,7 @@ class SqliteRegistry(SqliteStore):
         self.table = check_name(table, "table")
         self.indexes = tuple(dict.fromkeys(self._index_field(f) for f in indexes))
         self._t = quote(table)
+        self._lapsed = quote(f"{table}_lapsed")
         self._leaf = sqlite_leaf("metadata", frozenset(self.indexes))
         self._conn: sqlite3.Connection | None = None
         self._opens = 0
@@ -98,6 +102,7 @@ class SqliteRegistry(SqliteStore):
             f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY NOT NULL, metadata TEXT NOT NULL, "
             "registered_at REAL NOT NULL, expires_at REAL)",
             f'CREATE INDEX IF NOT EXISTS "{name}_expires" ON {t} (expires_at)',
+            f"CREATE TABLE IF NOT EXISTS {self._lapsed} (id TEXT NOT NULL, expires_at REAL NOT NULL)",
         ]
         for field in self.indexes:
             digest = hashlib.sha1(field.encode()).hexdigest()[:10]
@@ -124,6 +129,9 @@ class SqliteRegistry(SqliteStore):
                     (now, max_identities)).fetchone()
                 if live >= max_identities:
                     raise full_error(live, max_identities)
+            if is_new and old is not None:
+                conn.execute(f"INSERT INTO {self._lapsed} (id, expires_at) VALUES (?, ?)",
+                             (identity.id, old[0]))
             conn.execute(
                 f"INSERT INTO {self._t} ({_COLUMNS}) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "metadata = excluded.metadata, registered_at = excluded.registered_at, "
@@ -198,24 +206,33 @@ class SqliteRegistry(SqliteStore):
 
     # ------------------------------------------------------------------ expiry
     async def claim_expired(self, *, now: float, limit: int) -> list[ExpiredIdentity]:
-        """Delete up to ``limit`` identities with deadline <= now and return them, each exactly once."""
+        """Delete up to ``limit`` identities with deadline <= now (lapsed lifetimes first) and return them,
+        each exactly once."""
         conn = self._db()
-        pick = f"SELECT id FROM {self._t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"
+        rows: list[Any] = []
         with sqlite_tx(conn, self.name):
-            if SQLITE_RETURNING:
-                rows = conn.execute(f"DELETE FROM {self._t} WHERE id IN ({pick}) RETURNING id, expires_at",
-                                    (now, limit)).fetchall()
-            else:  # pragma: no cover - SQLite < 3.35
-                rows = conn.execute(f"SELECT id, expires_at FROM {self._t} WHERE id IN ({pick})",
-                                    (now, limit)).fetchall()
-                conn.executemany(f"DELETE FROM {self._t} WHERE id = ?", [(r[0],) for r in rows])
+            for table in (self._lapsed, self._t):
+                pick = f"SELECT rowid FROM {table} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"
+                args = (now, limit - len(rows))
+                if SQLITE_RETURNING:
+                    got = conn.execute(f"DELETE FROM {table} WHERE rowid IN ({pick}) "
+                                       "RETURNING id, expires_at", args).fetchall()
+                else:  # pragma: no cover - SQLite < 3.35
+                    got = conn.execute(f"SELECT id, expires_at FROM {table} WHERE rowid IN ({pick})",
+                                       args).fetchall()
+                    conn.execute(f"DELETE FROM {table} WHERE rowid IN ({pick})", args)
+                rows += got
+                if len(rows) >= limit:
+                    break
         rows.sort(key=lambda r: (r[1], r[0]))
         return [ExpiredIdentity(identity_id, deadline) for identity_id, deadline in rows]
 
     async def next_deadline(self) -> float | None:
-        """The earliest stored deadline, or None."""
+        """The earliest stored deadline (a lapsed lifetime's included), or None."""
         with sqlite_errors(self.name):
-            (deadline,) = self._db().execute(f"SELECT min(expires_at) FROM {self._t}").fetchone()
+            (deadline,) = self._db().execute(
+                f"SELECT min(d) FROM (SELECT min(expires_at) AS d FROM {self._t} "
+                f"UNION ALL SELECT min(expires_at) FROM {self._lapsed})").fetchone()
         return deadline
 
     async def identities(self) -> int:

@@ -14,6 +14,7 @@ from mcastlab.errors import (
     UnknownIdentityError,
 )
 from mcastlab.filters import field_name
+from mcastlab.results import ExpirationEvent
 
 
 def ids(found: list[Any]) -> list[str]:
@@ -289,3 +290,29 @@ async def test_the_registered_gauge_is_the_shared_count(reg_coordinator: Any, ev
         gauge = "multicast_registry_registered_identities"
         # after a sweep, each coordinator's gauge takes the registry's count
         await eventually(lambda: c1.metrics.value(gauge) == c2.metrics.value(gauge) == 4, what="gauges at 4")
+
+
+async def test_a_lapsed_lifetime_is_reported_when_the_name_reregisters_before_a_sweep(
+        reg_coordinator: Any, clock: Any) -> None:
+    """A lifetime that ended unswept is still one expiration after the name registers again (and the new
+    lifetime is not cut short); two coordinators sweeping count it once."""
+    events: list[ExpirationEvent] = []
+    cfg = {"clock": clock, "auto_sweep": False}  # only the explicit sweeps below
+    async with reg_coordinator(**cfg) as c1, reg_coordinator(**cfg) as c2:
+        c1.add_listener(lambda e: events.append(e) if isinstance(e, ExpirationEvent) else None)
+        c2.add_listener(lambda e: events.append(e) if isinstance(e, ExpirationEvent) else None)
+        t0 = clock()
+        await c1.register("dev", {"v": 1}, ttl=10)
+        await c1.register("other", {"v": 1}, ttl=12)
+        clock.advance(15)  # both dead (at t0 + 10 and t0 + 12), nobody swept
+        await c2.register("dev", {"v": 2}, ttl=100)  # a new lifetime of the same name
+        assert await c1.registry.next_deadline() == pytest.approx(t0 + 10)  # the lapsed lifetime is due
+        await asyncio.gather(c1.sweep(), c2.sweep())
+        await asyncio.gather(c1.sweep(), c2.sweep())
+        got = sorted((e.identity, e.deadline - t0) for e in events)
+        assert got == [("dev", pytest.approx(10.0)), ("other", pytest.approx(12.0))]
+        assert c1.expired_total + c2.expired_total == 2
+        assert [dict(i.metadata) for i in await c1.enumerate()] == [{"v": 2}]
+        clock.advance(50)
+        await c1.sweep()
+        assert ids(await c2.enumerate()) == ["dev"] and len(events) == 2
