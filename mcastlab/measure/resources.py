@@ -62,11 +62,13 @@ class CpuMeter:
                 "cpu_s": {k: round(v, 3) for k, v in self.cpu_s.items()}}
 
 
-def simulated(busy_s: Mapping[str, float], span: float) -> dict[str, Any]:
-    """The same report for a simulated run: total service time per resource over ``span`` seconds."""
-    return {"source": "simulation model (service time / simulated time)", "wall_s": round(span, 3),
-            "busy": {k: round(v / span, 4) if span > 0 else 0.0 for k, v in busy_s.items()},
-            "cpu_s": {k: round(v, 3) for k, v in busy_s.items()}}
+def simulated(busy_s: Mapping[str, tuple[float, int]], span: float) -> dict[str, Any]:
+    """The same report for a simulated run: per resource, its service time over ``span`` seconds and its
+    servers (``busy`` is a utilisation: 1.0 = every core / shard of that resource busy all the time)."""
+    return {"source": "simulation model (service time / simulated time / servers)", "wall_s": round(span, 3),
+            "busy": {k: round(v / (span * n), 4) if span > 0 else 0.0 for k, (v, n) in busy_s.items()},
+            "cpu_s": {k: round(v, 3) for k, (v, _n) in busy_s.items()},
+            "servers": {k: n for k, (_v, n) in busy_s.items()}}
 
 
 def first_to_give_out(report: Mapping[str, Any]) -> tuple[str, float] | None:

@@ -13,6 +13,7 @@ project's 2-core machine with Python 3.11, redis-py + hiredis and nats-py, see `
 
     cpu:
       cores: 1                 # an asyncio process uses one core
+      processes: 1             # coordinator replicas (each ``cores``), sharing the servers: see below
       call:                    # fixed client work per registry call (encode, send, parse, await)
         default: 6.0e-5
         query: 1.2e-4
@@ -28,6 +29,11 @@ project's 2-core machine with Python 3.11, redis-py + hiredis and nats-py, see `
       per_fanout: 4.0e-5       # a multicast's own work besides its query and messages (result, journal)
       per_delivery: 1.2e-5     # an in-process inbox agent receiving one message
       per_op: 2.5e-5           # the load generator scheduling and recording one operation
+
+``processes: N`` models N coordinator replicas, each in its own process with its own ``cores``, in front
+of the same registry and messaging servers: the pool of N x ``cores`` FCFS servers takes each piece of work
+on whichever is free first. That is the replicas behind a least-loaded balancer — the best case; replicas
+given fixed shares of a skewed load would queue more.
 
 Work is admitted when it is known: an operation's request-side work at its start, its decode work when
 its reply arrives (``charge`` may be given a time in the future). Admission follows the calls, not
@@ -50,6 +56,7 @@ CALL_OPS = ("default", "register", "heartbeat", "unregister", "get", "query", "i
             "next_deadline", "batch")
 CPU_DEFAULTS: dict[str, Any] = {
     "cores": 1,
+    "processes": 1,
     "call": {"default": 6.0e-5, "query": 1.2e-4, "ids": 8.0e-5, "batch": 1.2e-4},
     "per_item": {"query": 3.0e-6, "ids": 4.0e-7, "count": 4.0e-7, "claim": 2.0e-6, "batch": 4.0e-6},
     "per_message": 1.5e-6,
@@ -85,6 +92,7 @@ class CpuSpec:
     """Client-side CPU costs of one coordinator process (see the module docstring)."""
 
     cores: int = 1
+    processes: int = 1
     call: Mapping[str, float] = field(default_factory=lambda: dict(CPU_DEFAULTS["call"]))
     per_item: Mapping[str, float] = field(default_factory=lambda: dict(CPU_DEFAULTS["per_item"]))
     per_message: float = CPU_DEFAULTS["per_message"]
@@ -102,24 +110,26 @@ class CpuSpec:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"unknown key {path}.{k}{hint}; known keys: {', '.join(_KEYS)}",
                                   key=f"{path}.{k}")
-        cores = d.get("cores", 1)
-        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
-            raise ConfigError(f"{path}.cores must be an int >= 1, got {cores!r}", key=f"{path}.cores")
+        cores, processes = d.get("cores", 1), d.get("processes", 1)
+        for key, v in (("cores", cores), ("processes", processes)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{path}.{key} must be an int >= 1, got {v!r}", key=f"{path}.{key}")
         call = {**CPU_DEFAULTS["call"], **_table(d.get("call", {}), f"{path}.call")}
         item = {**CPU_DEFAULTS["per_item"], **_table(d.get("per_item", {}), f"{path}.per_item")}
         scalars = {k: _seconds(d.get(k, CPU_DEFAULTS[k]), f"{path}.{k}")
                    for k in ("per_message", "per_fanout", "per_delivery", "per_op")}
-        return cls(cores, call, item, **scalars)
+        return cls(cores, processes, call, item, **scalars)
 
     @classmethod
     def off(cls) -> CpuSpec:
         """No client CPU cost at all (``cpu: off`` in a spec): the model of before the CPU model, for
         tests that check exact latencies."""
         zero = dict.fromkeys(CALL_OPS, 0.0)
-        return cls(1, zero, dict(zero), 0.0, 0.0, 0.0, 0.0)
+        return cls(1, 1, zero, dict(zero), 0.0, 0.0, 0.0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cores": self.cores, "call": dict(self.call), "per_item": dict(self.per_item),
+        return {"cores": self.cores, "processes": self.processes, "call": dict(self.call),
+                "per_item": dict(self.per_item),
                 "per_message": self.per_message, "per_fanout": self.per_fanout,
                 "per_delivery": self.per_delivery, "per_op": self.per_op}
 
@@ -132,7 +142,7 @@ class SimCpu:
 
     def __init__(self, spec: CpuSpec | None = None) -> None:
         self.spec = spec = spec if spec is not None else CpuSpec()
-        self.server = FcfsServer(spec.cores)
+        self.server = FcfsServer(spec.cores * spec.processes)
         self._default = spec.call.get("default", 0.0)
         self._call = {op: spec.call.get(op, self._default) for op in CALL_OPS}
         self._item = {op: spec.per_item.get(op, 0.0) for op in CALL_OPS}

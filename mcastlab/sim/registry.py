@@ -12,6 +12,7 @@ An expired-but-unswept identity that is registered again is still reported once 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,8 @@ class SimRegistry:
         self._network = {
             op: Sampler(spec.model("network", op), gens[2 * k + 1]) for k, op in enumerate(REGISTRY_OPS)
         }
-        self.server = FcfsServer(spec.servers)
+        self.shards = [FcfsServer(spec.servers) for _ in range(spec.shards)]
+        self.server = self.shards[0]
         self._timeout = spec.timeout
         self.faults = faults if faults is not None else FaultPlan((), None)
         self._faulty = bool(self.faults)
@@ -99,10 +101,18 @@ class SimRegistry:
         self.fleets: list[FleetTable] = []
         self._pending: list[ExpiredIdentity] = []
 
+    @property
+    def server_busy(self) -> float:
+        """Service time handed out by every shard's server so far (seconds)."""
+        return sum(s.busy for s in self.shards)
+
     # ------------------------------------------------------------------ timing
-    def _wait(self, op: str, n: int = 0, factor: float = 1.0) -> Any:
+    def _wait(self, op: str, n: int = 0, factor: float = 1.0, key: str | None = None) -> Any:
         """The awaitable for ``op``: client CPU (request), server queue + service, round trip, client CPU
-        (decoding ``n`` items) — one SimPy timeout, no coroutine on the hot path."""
+        (decoding ``n`` items) — one SimPy timeout, no coroutine on the hot path. ``key``: the identity
+        an operation is about (it picks the shard when there are several)."""
+        if len(self.shards) > 1:
+            return self._wait_sharded(op, n, factor, key)
         env = self.env
         now = env.now
         svc = self._service[op](n)
@@ -124,7 +134,11 @@ class SimRegistry:
         c.items += n
         c.wait_s += start - ready
         c.service_s += svc
-        done = start + svc + net
+        return self._finish(op, now, start + svc + net, n)
+
+    def _finish(self, op: str, now: float, done: float, n: int) -> Any:
+        """Wait until ``done`` (the reply), then decode ``n`` items on the client CPU; time out if late."""
+        cpu = self.cpu
         if cpu is not None and n:  # decoding the reply queues on the CPU when the reply arrives
             work = cpu.items(op, n)
             if work > 0:
@@ -136,7 +150,32 @@ class SimRegistry:
         timeout = self._timeout
         if timeout is not None and delay > timeout:
             return self._time_out(op, timeout)
-        return SimAwait(env.timeout(delay))
+        return SimAwait(self.env.timeout(delay))
+
+    def _wait_sharded(self, op: str, n: int, factor: float, key: str | None) -> Any:
+        """``_wait`` over several shards: an identity's operation queues on its shard only (CRC-32 of its
+        name, as RedisClusterRegistry routes); anything else is one request per shard, sent together,
+        each serving its share of the ``n`` items, and the reply is the last shard's."""
+        now = self.env.now
+        shards = self.shards
+        if key is not None:
+            asks = [(zlib.crc32(key.encode("utf-8", "surrogatepass")) % len(shards), n)]
+        else:
+            per, extra = divmod(n, len(shards))
+            asks = [(k, per + (1 if k < extra else 0)) for k in range(len(shards))]
+        cpu = self.cpu
+        ready = now if cpu is None else cpu.charge(now, cpu.call(op) * len(asks))
+        c = self._counters[op]
+        c.count += 1
+        c.items += n
+        last = ready
+        for k, nk in asks:
+            svc = self._service[op](nk) * factor
+            start = shards[k].admit(ready, svc)
+            c.wait_s += start - ready
+            c.service_s += svc
+            last = max(last, start + svc)
+        return self._finish(op, now, last + self._network[op](n) * factor, n)
 
     async def _decode(self, reply_in: float, work: float) -> None:
         """Wait for the reply, then for the client CPU to decode it (queued behind what else it does)."""
@@ -274,9 +313,9 @@ class SimRegistry:
                 # a lapsed, unswept lifetime replaced here is owed to the sweeper by the memory registry
                 is_new = await self.inner.upsert(identity, now=now, max_identities=None)
         except RegistryFullError:
-            await self._wait("register", 0, factor)
+            await self._wait("register", 0, factor, identity.id)
             raise
-        await self._wait("register", 0, factor)
+        await self._wait("register", 0, factor, identity.id)
         return is_new
 
     async def touch(self, identity_id: str, expires_at: float | None, *, now: float) -> Identity | None:
@@ -288,7 +327,7 @@ class SimRegistry:
             rec = None if len(missing) else fleet.get(i, now)
         else:
             rec = await self.inner.touch(identity_id, expires_at, now=now)
-        await self._wait("heartbeat", 0, factor)
+        await self._wait("heartbeat", 0, factor, identity_id)
         return rec
 
     async def remove(self, identity_id: str) -> bool:
@@ -298,7 +337,7 @@ class SimRegistry:
             removed = routed[0].remove(np.array([routed[1]])) > 0
         else:
             removed = await self.inner.remove(identity_id)
-        await self._wait("unregister", 0, factor)
+        await self._wait("unregister", 0, factor, identity_id)
         return removed
 
     async def get(self, identity_id: str, *, now: float) -> Identity | None:
@@ -309,7 +348,7 @@ class SimRegistry:
             if routed is not None
             else await self.inner.get(identity_id, now=now)
         )
-        await self._wait("get", 0, factor)
+        await self._wait("get", 0, factor, identity_id)
         return rec
 
     async def query(self, flt: CompiledFilter, *, now: float) -> Sequence[Identity]:

@@ -5,6 +5,8 @@ Schema (every key optional; unknown keys raise ConfigError naming the key and th
     calibration: data/calibration/default.json   # models measured on a machine; keys below override it
     registry:
       servers: 1              # a Redis is one thread: operations queue FCFS behind each other
+      shards: 1               # independent servers (a Redis Cluster's masters): an identity's operations
+                              # go to its shard; queries, counts and claims ask every shard at once
       connect_timeout: 0.001  # seconds before an operation fails during an outage
       timeout: 1.0            # client timeout: a dropped request fails after this
       service:                # queued at the server, per operation kind (seconds, or a model)
@@ -68,6 +70,7 @@ DEFAULT_CALIBRATION = REPO_ROOT / "data" / "calibration" / "default.json"
 # machine's measurements.
 REGISTRY_DEFAULTS: dict[str, Any] = {
     "servers": 1,
+    "shards": 1,
     "connect_timeout": 0.001,
     "timeout": 1.0,
     "service": {
@@ -171,6 +174,7 @@ class RegistrySpec:
     timeout: float | None
     service: Mapping[str, Model]
     network: Mapping[str, Model]
+    shards: int = 1
 
     def model(self, section: str, op: str) -> Model:
         table = self.service if section == "service" else self.network
@@ -211,12 +215,17 @@ def _registry(d: Mapping[str, Any], source: str | None) -> RegistrySpec:
                 key=f"registry.{section}.default",
                 source=source,
             )
+    shards = d.get("shards", 1)
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 4096:
+        raise ConfigError(f"registry.shards must be an int from 1 to 4096, got {shards!r}",
+                          key="registry.shards", source=source)
     return RegistrySpec(
         _servers(d, "registry"),
         float(_positive(d, "connect_timeout", "registry")),
         _positive(d, "timeout", "registry", allow_none=True, zero=False),
         tables["service"],
         tables["network"],
+        shards,
     )
 
 
@@ -349,6 +358,7 @@ class SimSpec:
         return {
             "registry": {
                 "servers": r.servers,
+                "shards": r.shards,
                 "connect_timeout": r.connect_timeout,
                 "timeout": r.timeout,
                 "service": {k: v.to_dict() for k, v in r.service.items()},

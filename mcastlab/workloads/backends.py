@@ -26,17 +26,19 @@ class Backends:
     servers: dict[str, Any] = field(default_factory=dict)
     clusters: dict[str, Any] = field(default_factory=dict)  # "redis-cluster" / "nats-cluster" started here
 
-    def busy_s(self) -> dict[str, float]:
-        """Simulated resources' total service time so far (seconds), by resource name."""
+    def busy_s(self) -> dict[str, tuple[float, int]]:
+        """Simulated resources' total service time so far (seconds) and how many servers share it (cores
+        x processes, shards x servers), by resource name."""
         from mcastlab.sim import SimMessaging, SimRegistry
 
-        out: dict[str, float] = {}
-        if isinstance(self.registry, SimRegistry) and self.registry.cpu is not None:
-            out["coordinator-cpu"] = self.registry.cpu.server.busy
-        if isinstance(self.registry, SimRegistry):
-            out["registry-server"] = self.registry.server.busy
-        if isinstance(self.messaging, SimMessaging):
-            out["messaging-server"] = self.messaging.server.busy
+        out: dict[str, tuple[float, int]] = {}
+        reg, msg = self.registry, self.messaging
+        if isinstance(reg, SimRegistry) and reg.cpu is not None:
+            out["coordinator-cpu"] = (reg.cpu.server.busy, reg.cpu.server.servers)
+        if isinstance(reg, SimRegistry):
+            out["registry-server"] = (reg.server_busy, len(reg.shards) * reg.server.servers)
+        if isinstance(msg, SimMessaging):
+            out["messaging-server"] = (msg.server.busy, msg.server.servers)
         return out
 
 
