@@ -12,6 +12,9 @@ Quick start::
             print(await c.multicast({"status": "online"}, b"restart"))
 
     asyncio.run(main())
+
+Curves: ``mcastlab.sweep(scenario, grid={...}, seeds=3)`` and ``mcastlab.knee(scenario, key, low, high)``
+run many scenario runs on Dask distributed (imported on first use; see :mod:`mcastlab.sweep`).
 """
 
 from mcastlab.config import Config
@@ -22,6 +25,17 @@ from mcastlab.metrics import Metrics
 from mcastlab.results import ExpirationEvent, MulticastResult, OpEvent
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``mcastlab.sweep`` and ``mcastlab.knee``, imported on first use (they bring in Dask)."""
+    if name in ("sweep", "knee"):
+        import importlib
+
+        module = importlib.import_module("mcastlab.sweep")  # callable: mcastlab.sweep(...) runs a sweep
+        return module if name == "sweep" else module.knee
+    raise AttributeError(f"module 'mcastlab' has no attribute {name!r}")
+
 
 __all__ = [
     "Config",
