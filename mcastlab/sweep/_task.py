@@ -6,7 +6,8 @@ plain dict (``Scenario.raw``, with the user's ``--set`` overrides already applie
 values and the seed. It calls :func:`mcastlab.workloads.run_scenario` (sim mode unless the scenario or
 ``mode`` says live; a live point starts its own servers) without a progress bar, and returns a small
 :class:`~mcastlab.sweep._points.PointRecord`: the figures of ``points.parquet``, the targets frame and,
-when asked, the run's frames.
+when asked, the run's frames. The run id gets the grid point's number (``...-p3``): run_scenario's ids
+(scenario, mode, seed and the second it started) repeat when two grid points run in the same second.
 
 Nothing a run raises escapes: a typed :class:`~mcastlab.errors.McastlabError` (e.g. the memory guard
 refusing a point too big for the worker) or any other exception becomes ``ok=False`` with
@@ -18,6 +19,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import pandas as pd
 
 from mcastlab.sweep._grid import Point
 from mcastlab.sweep._points import PointRecord, op_metrics, target_flags
@@ -58,12 +61,16 @@ def run_point(task: PointTask) -> PointRecord:
         record.error = f"{type(exc).__name__}: {message}"
         record.wall_s = time.perf_counter() - t0
         return record
+    # run_scenario's ids (scenario, mode, seed, second) repeat across grid points run in the same second
+    run = f"{result.run}-p{task.point}"
+    frames = {name: df.assign(run=pd.Series(run, index=df.index, dtype="string")) if "run" in df.columns
+              else df for name, df in result.frames.items()}
     record.ok = True
-    record.run = result.run
+    record.run = run
     record.figures = op_metrics(result)
     record.flags = target_flags(result.targets)
-    record.targets = result.targets
-    record.frames = dict(result.frames) if task.frames else None
+    record.targets = frames["targets"]
+    record.frames = frames if task.frames else None
     record.wall_s = time.perf_counter() - t0
     return record
 
