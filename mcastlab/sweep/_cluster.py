@@ -14,8 +14,8 @@ processes or machines (e.g. live coordinator replicas) can use it::
 * ``cluster()`` with no arguments starts a ``distributed.LocalCluster`` of N worker **processes** with
   one thread each (N = the CPUs this process may use): CPU-bound simulations in one process would
   share one GIL. The cluster lives for the ``with`` block, so worker start-up (about 2 s here) is paid
-  once per block, not per task. Its dashboard is off (no port to collide with) and its scheduler listens
-  on a free loopback port.
+  once per block, not per task. Its dashboard is off and its scheduler (and the scheduler's HTTP
+  endpoints) listen on free loopback ports, so several clusters on one machine never collide.
 * ``cluster(scheduler=ADDRESS)`` connects to a running scheduler (``dask scheduler`` and ``dask worker
   ADDRESS`` started by hand, or any Dask deployment) and leaves it running afterwards. Its workers must
   have mcastlab installed (the same version): the tasks are mcastlab functions, sent by reference.
@@ -94,7 +94,10 @@ def cluster(
             yield client
         return
     n = workers if workers is not None else default_workers()
-    options: dict[str, Any] = {"dashboard_address": None, "host": "127.0.0.1", **cluster_kwargs}
+    # no dashboard, and the scheduler's HTTP endpoints (health, metrics) on a free port, not 8787
+    scheduler_kwargs = {"dashboard_address": ":0", **cluster_kwargs.pop("scheduler_kwargs", {})}
+    options: dict[str, Any] = {"dashboard_address": None, "scheduler_kwargs": scheduler_kwargs,
+                               **({"host": "127.0.0.1"} if processes else {}), **cluster_kwargs}
     with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=processes,
                       **options) as local, Client(local) as client:
         _check_workers(client, warm, local.scheduler_address)
