@@ -38,7 +38,12 @@ def parse_grid(pairs: Sequence[str]) -> dict[str, list[Any]]:
         for part in text.split(","):
             if not part.strip():
                 raise UsageError(f"--grid {pair!r}: an empty value. Fix: KEY=V1,V2 with no empty item")
-            values.append(yaml.safe_load(part))
+            try:
+                values.append(yaml.safe_load(part))
+            except yaml.YAMLError:
+                raise UsageError(f"--grid {key}: {part.strip()!r} is not a scalar value (values are split "
+                                 "at commas). Fix: sweep scalar keys, e.g. --grid workload.rate.rate=10,20"
+                                 ) from None
         grid[key] = values
     return check_grid(grid)
 

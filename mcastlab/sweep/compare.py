@@ -108,8 +108,9 @@ def _names(runs: list[RunResult], configs: list[dict[str, Any]], keys: list[str]
         more = f" (+{len(keys) - NAME_KEYS} more)" if len(keys) > NAME_KEYS else ""
         names.append(", ".join(parts) + more if parts else run.run or "run")
     if len(set(names)) < len(names):  # same settings, different runs: the run id tells them apart
-        names = [f"{n} ({r.run})" if names.count(n) > 1 else n for n, r in zip(names, runs, strict=True)]
-    return names
+        names = [f"{n} ({r.run})" if names.count(n) > 1 and n != r.run else n
+                 for n, r in zip(names, runs, strict=True)]
+    return [f"{n} #{names[:i].count(n) + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 def compare(*items: Any) -> Comparison:
