@@ -19,6 +19,13 @@ processes or machines (e.g. live coordinator replicas) can use it::
 * ``cluster(scheduler=ADDRESS)`` connects to a running scheduler (``dask scheduler`` and ``dask worker
   ADDRESS`` started by hand, or any Dask deployment) and leaves it running afterwards. Its workers must
   have mcastlab installed (the same version): the tasks are mcastlab functions, sent by reference.
+* Local workers run **without Dask's statistical profiler**. It samples the task threads' stacks
+  every 10 ms and holds their frames while it walks them, which keeps a returning function's locals
+  alive a moment longer; a run whose ground truth had just taken a numpy view of a growing
+  ``array.array`` (``workloads/truth.py``, the targeting audit) then failed with "BufferError: cannot
+  resize an array that is exporting buffers" (seen once in a 22-run knee). Workers you start yourself
+  (``--scheduler``) should be started with ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``; a run
+  that fails this way anyway is recorded as failed with that error, never silently.
 * ``warm`` modules are imported on every worker before the block starts (default: the scenario runner,
   so the first task does not pay for importing pandas and SimPy, and a worker without mcastlab is
   refused here with a clear error instead of failing every task).
@@ -79,6 +86,7 @@ def cluster(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UsageError(f"--workers {workers!r}: expected a whole number of worker processes >= 1. "
                          "Fix: e.g. --workers 2")
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -98,8 +106,10 @@ def cluster(
     scheduler_kwargs = {"dashboard_address": ":0", **cluster_kwargs.pop("scheduler_kwargs", {})}
     options: dict[str, Any] = {"dashboard_address": None, "scheduler_kwargs": scheduler_kwargs,
                                **({"host": "127.0.0.1"} if processes else {}), **cluster_kwargs}
-    with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=processes,
-                      **options) as local, Client(local) as client:
+    with dask.config.set({"distributed.worker.profile.enabled": False}):  # see the module docstring
+        local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=processes,
+                             **options)
+    with local, Client(local) as client:
         _check_workers(client, warm, local.scheduler_address)
         yield client
 

@@ -60,6 +60,7 @@ def test_summary_intervals_over_seeds(swept: SweepResult) -> None:
     half = 12.706 * x.std(ddof=1) / 2**0.5  # 2 seeds: t with 1 degree of freedom
     assert s.loc[60, "enumerate_p50_s_hi"] == pytest.approx(x.mean() + half)
     assert s.loc[60, "enumerate_p50_s_n"] == 2
+    assert (swept.summary.filter(like="_lo").fillna(0) >= 0).all().all()  # clipped: never negative
     assert s.loc[60, "enumerate_count"] == p.loc[p["workload.rate.rate"] == 60, "enumerate_count"].sum()
     # the target's column in the summary: passed on every seed
     at20 = p.loc[p["workload.rate.rate"] == 20, "enumerate p50 < 1 ms"]
@@ -109,3 +110,9 @@ def test_bad_input_is_refused_before_anything_runs(inproc: Any, tiny: dict[str, 
     (tmp_path / "x").write_text("")
     with pytest.raises(UsageError, match="already holds files"):
         mcastlab.sweep(tiny, {"duration": [5]}, client=inproc, out=tmp_path, progress=False)
+
+
+def test_local_workers_run_without_the_sampling_profiler(inproc: Any) -> None:
+    """It holds task frames (and their numpy views of growing arrays) a moment too long: see _cluster."""
+    profiled = inproc.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+    assert profiled and not any(profiled.values())
