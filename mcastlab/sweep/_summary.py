@@ -3,7 +3,8 @@
 For each figure ``F`` of ``points.parquet`` (``<op>_p50_s``, ``<op>_p99_s``, ``<op>_error_rate``,
 ``<op>_achieved_rate``) the summary has ``F`` (the mean over the point's successful seeds where ``F``
 exists — a p99 resting on fewer than 100 samples is NaN and left out), ``F_lo`` / ``F_hi`` (the 95 %
-confidence interval of that mean: Student's t with n-1 degrees of freedom, ``mean ± t·s/√n``) and
+confidence interval of that mean: Student's t with n-1 degrees of freedom, ``mean ± t·s/√n``, the
+lower end clipped at 0 since latencies and rates are never negative) and
 ``F_n`` (the seeds behind it). With fewer than two seeds the interval is NaN and ``note`` says so.
 ``<op>_count`` is the total of successful operations over those seeds, ``n_seeds`` the successful runs,
 ``n_failed`` the runs that raised. A target's column is True iff it passed on every seed (and no run
@@ -74,6 +75,7 @@ def summarize(points: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
             for s in INTERVAL_STATS:
                 col = f"{op}_{s}"
                 mean, lo, hi, n = interval(ok[col])
+                lo = max(lo, 0.0) if n > 1 else lo  # the figures are never negative
                 row[col], row[f"{col}_lo"], row[f"{col}_hi"], row[f"{col}_n"] = mean, lo, hi, n
         clean = n_ok > 0 and n_failed == 0
         for t in targets:

@@ -88,7 +88,7 @@ def verdict_matrix(result: SweepResult) -> str:
         for name in names:
             v = sel.loc[sel["metric"] == name, "verdict"].astype(str).tolist() + ["error"] * n_err
             cells.append(_cell(v))
-        cols.append((point_label(r, keys), cells))
+        cols.append(("/".join(_value(r[k]) for k in keys), cells))  # values only: the header names the keys
     rows = [["target", *(c[0] for c in cols)]]
     rows += [[name, *(c[1][i] for c in cols)] for i, name in enumerate(names)]
     rows.append(["all targets with data pass",
@@ -145,8 +145,11 @@ def knee_text(k: Any) -> str:
         cells = []
         for v, gv in g.groupby(k.key, sort=True):
             ok = bool(gv["ok"].all() and gv["all_passed"].all())
-            cells.append(f"{_value(v)} {'pass' if ok else 'FAIL'}")
+            cells.append(f"{_value(v)} {'pass' if ok else ('FAIL' if gv['ok'].all() else 'ERROR')}")
         lines.append(f"step {step}: " + ", ".join(cells))
+    for _, r in p[~p["ok"]].iterrows():
+        lines.append(f"  run {k.key}={_value(r[k.key])}, seed {int(r['seed'])} raised (counts as not "
+                     f"passed): {str(r['error'])[:300]}")
     lines.append(f"({len(p)} runs; pass = every target with data passed on every seed of "
                  f"{len(k.manifest.get('seeds', []))}; insufficient counts as not passed)")
     lines.append("")

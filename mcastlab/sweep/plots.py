@@ -45,8 +45,8 @@ def percentiles(result: SweepResult | str | Path, op: str, key: str | None = Non
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     n_seeds = len(res.manifest.get("seeds", []))
-    ax.set_title(f"{op} latency vs {key} — {res.manifest.get('scenario', '?')} "
-                 f"({n_seeds} seeds per point, mean and 95 % interval)", fontsize=10)
+    ax.set_title(f"{op} latency vs {key} — {res.manifest.get('scenario', '?')}\n"
+                 f"mean over {n_seeds} seed(s) per point, band: 95 % interval", fontsize=10)
     others = [k for k in res.keys if k != key]
     numeric = pd.api.types.is_numeric_dtype(s[key]) and not pd.api.types.is_bool_dtype(s[key])
     cats = list(dict.fromkeys(s[key].astype(str))) if not numeric else []
@@ -71,9 +71,10 @@ def percentiles(result: SweepResult | str | Path, op: str, key: str | None = Non
         ax.text(0.5, 0.5, f"no {op} percentiles (too few samples per run)", ha="center", va="center",
                 transform=ax.transAxes)
         return fig
+    reds = ("tab:red", "darkred", "salmon", "maroon")
     for j, (label, threshold, stat) in enumerate(latency_targets(res, op)):
-        ax.axhline(threshold * 1e3, color="C3", ls=":" if stat == "p50" else "--", lw=1,
-                   label=f"target: {label}" if j < 4 else None)
+        ax.axhline(threshold * 1e3, color=reds[j % len(reds)], ls=":" if stat == "p50" else "--", lw=1,
+                   label=f"target: {label}" if j < len(reds) else None)
     if numeric:
         vals = s[key].to_numpy(float)
         if (vals > 0).all() and vals.max() / vals.min() >= 10:
