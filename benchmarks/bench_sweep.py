@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             walls[w].append(wall)
             starts[w].append(startup)
             points[w] = pts
+            share = pts["cpu_s"].sum() / (wall * w)  # < 1: the workers waited for a CPU (other load)
             print(f"round {r + 1}: {w} worker{'s' if w > 1 else ' '}  sweep {wall:6.2f} s  "
-                  f"(start-up {startup:.2f} s, untimed; load average {os.getloadavg()[0]:.2f})", flush=True)
+                  f"(start-up {startup:.2f} s, untimed; CPU the runs got per worker: {share:.0%}; "
+                  f"load average {os.getloadavg()[0]:.2f})", flush=True)
         print(f"round {r + 1}: speed-up {walls[1][-1] / walls[2][-1]:.2f}x", flush=True)
     ratios = [a / b for a, b in zip(walls[1], walls[2], strict=True)]
     runs_s = statistics.median(points[1]["wall_s"])
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{statistics.median(starts[2]):.2f} s (2 workers), once per sweep, not timed")
     print(f"one run  : median {runs_s:.2f} s of wall time on a worker; load average after: "
           f"{os.getloadavg()[0]:.2f}")
-    clocks = ["run", "wall_s"]
+    clocks = ["run", "wall_s", "cpu_s"]
     same = points[1].drop(columns=clocks).equals(points[2].drop(columns=clocks))
     print(f"points identical on 1 and 2 workers (apart from run ids and wall times): {same}")
     return 0 if same else 1

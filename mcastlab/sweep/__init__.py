@@ -15,7 +15,7 @@ default) executed as a task on **Dask distributed**: a ``LocalCluster`` of worke
 the call (one per CPU unless ``workers=N``), an existing cluster (``scheduler="tcp://HOST:8786"``), or
 a ``distributed.Client`` you pass. Seeds are the scenario's seed and the ones that follow it; runs in
 virtual time are reproducible from their seed, so the same grid and seeds give the same ``points``
-(apart from the ``run`` ids and ``wall_s``).
+(apart from the ``run`` ids and the clock columns ``wall_s`` and ``cpu_s``).
 
 **The pass rule** (``all_passed``, and the knee's criterion): every target *with data* passed — a
 target's verdict ``insufficient`` (too few samples to judge) counts as not passed; a target with

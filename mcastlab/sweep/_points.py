@@ -1,5 +1,10 @@
 """Per-run figures of a sweep: one row per run in ``points.parquet``.
 
+Each row starts with the swept keys (by their dotted names), ``seed``, ``point`` (grid point number),
+``run`` (the run id), ``ok`` and ``error`` (``"<Type>: <message>"`` of a run that raised), and the
+clock columns ``wall_s`` and ``cpu_s`` (the run's wall and CPU time on its worker: the only columns,
+with ``run``, that differ between two sweeps of the same grid and seeds).
+
 For each operation (``op`` in the ops frame), over the operations scheduled after the warm-up:
 
 * ``<op>_count`` — successful operations: the samples behind the percentiles;
@@ -49,7 +54,8 @@ class PointRecord:
     ok: bool = False
     error: str | None = None
     run: str = ""
-    wall_s: float = math.nan
+    wall_s: float = math.nan  # wall time of the run on its worker
+    cpu_s: float = math.nan  # CPU time of the worker thread during the run
     figures: dict[str, Any] = field(default_factory=dict)  # <op>_count, <op>_p50_s, ... (op_metrics)
     flags: dict[str, Any] = field(default_factory=dict)  # target label -> passed, and all_passed
     targets: pd.DataFrame | None = None  # the run's targets frame (verdicts, achieved, n)
@@ -120,6 +126,7 @@ def points_frame(records: Sequence[PointRecord], keys: Sequence[str]) -> pd.Data
     cols["ok"] = pd.Series([r.ok for r in records], dtype="bool")
     cols["error"] = pd.Series([r.error for r in records], dtype="string")
     cols["wall_s"] = pd.Series([r.wall_s for r in records], dtype="float64")
+    cols["cpu_s"] = pd.Series([r.cpu_s for r in records], dtype="float64")
     for op in ops:
         for s in OP_STATS:
             k = f"{op}_{s}"
@@ -145,8 +152,8 @@ def op_names(points: pd.DataFrame) -> list[str]:
 
 def target_names(points: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     """The target columns of a points frame (after the op figures, before ``all_passed``)."""
-    fixed = {*keys, "seed", "point", "run", "ok", "error", "wall_s", "all_passed", "n_seeds", "n_failed",
-             "passed_seeds", "note"}
+    fixed = {*keys, "seed", "point", "run", "ok", "error", "wall_s", "cpu_s", "all_passed", "n_seeds",
+             "n_failed", "passed_seeds", "note"}
     ops = tuple(f"{op}_" for op in op_names(points))
     return [c for c in points.columns if c not in fixed and not c.startswith(ops)]
 

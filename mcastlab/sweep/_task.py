@@ -50,7 +50,7 @@ def run_point(task: PointTask) -> PointRecord:
     from mcastlab.workloads import run_scenario
 
     record = PointRecord(task.index, task.point, task.values, task.seed)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     try:
         result = run_scenario(task.scenario, mode=task.mode, progress=False, overrides=task.overrides,
                               guard_memory=task.guard_memory)
@@ -59,7 +59,7 @@ def run_point(task: PointTask) -> PointRecord:
         record.run = str(partial.run) if partial is not None else ""
         message = str(exc).replace("<scenario dict>", task.source) if task.source else str(exc)
         record.error = f"{type(exc).__name__}: {message}"
-        record.wall_s = time.perf_counter() - t0
+        record.wall_s, record.cpu_s = time.perf_counter() - t0, time.thread_time() - cpu0
         return record
     # run_scenario's ids (scenario, mode, seed, second) repeat across grid points run in the same second
     run = f"{result.run}-p{task.point}"
@@ -71,7 +71,7 @@ def run_point(task: PointTask) -> PointRecord:
     record.flags = target_flags(result.targets)
     record.targets = frames["targets"]
     record.frames = frames if task.frames else None
-    record.wall_s = time.perf_counter() - t0
+    record.wall_s, record.cpu_s = time.perf_counter() - t0, time.thread_time() - cpu0
     return record
 
 

@@ -33,7 +33,7 @@ def test_points_have_one_row_per_run_with_the_documented_columns(swept: SweepRes
     for op in ("enumerate", "register", "multicast"):
         for s in ("count", "p50_s", "p99_s", "error_rate", "achieved_rate"):
             assert f"{op}_{s}" in p.columns
-    assert {"run", "ok", "error", "wall_s", "enumerate p50 < 1 ms", "all_passed"} <= set(p.columns)
+    assert {"run", "ok", "error", "wall_s", "cpu_s", "enumerate p50 < 1 ms", "all_passed"} <= set(p.columns)
     ok = p[p["ok"]]
     assert (ok["enumerate_count"] > 0).all() and ok["run"].notna().all()
     # register at 20/s for 7 measured seconds: ~70 samples, so no p99 (needs 100); at 60/s there is one
@@ -92,7 +92,7 @@ def test_same_grid_and_seeds_give_identical_points(inproc: Any, tiny: dict[str, 
     grid = {"workload.rate.rate": [20, 60]}
     a = mcastlab.sweep(tiny, grid, seeds=2, client=inproc, progress=False, frames=False)
     b = mcastlab.sweep(tiny, grid, seeds=2, client=inproc, progress=False, frames=False)
-    clocks = ["run", "wall_s"]
+    clocks = ["run", "wall_s", "cpu_s"]
     pd.testing.assert_frame_equal(a.points.drop(columns=clocks), b.points.drop(columns=clocks))
     # and the same as those points of the first sweep, which also had a failing point and saved frames
     first = swept.points[swept.points["ok"]].reset_index(drop=True).drop(columns=clocks)
