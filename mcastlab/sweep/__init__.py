@@ -7,8 +7,10 @@
                        grid={"workload.devices": [1_000, 2_000, 4_000]}, seeds=3, workers=2)
     s.points      # one row per run: swept keys, seed, ok/error, <op>_count/_p50_s/_p99_s/..., targets
     s.summary     # one row per grid point: mean and 95 % interval over the seeds
-    k = mcastlab.knee("scenarios/prism-loadtest.yaml", "workload.rate.rate", 10, 1_000, seeds=2)
-    k.value, k.failed_at, k.first_failing_target
+    k = mcastlab.knee("scenarios/prism-loadtest.yaml", "workload.rate.rate", 50, 300, seeds=2,
+                      overrides={"duration": 20, "spec_targets": False, "targets": [
+                          {"metric": "latency", "op": "multicast", "stat": "p99", "below": 0.05}]})
+    k.value, k.failed_at, k.first_failing_target      # 124, 128, 'multicast latency p99' (here)
 
 Each grid point x seed is an independent run (:func:`mcastlab.workloads.run_scenario`, sim mode by
 default) executed as a task on **Dask distributed**: a ``LocalCluster`` of worker processes started for
