@@ -57,7 +57,7 @@ def latency_table(result: SweepResult) -> str:
     head = [*keys, "seeds", "op", "count", "p50 (mean [95 % interval])", "p99 (mean [95 % interval])",
             "errors", "achieved/s"]
     rows = [head]
-    for _, r in s.iterrows():
+    for _, r in s[s["n_seeds"] > 0].iterrows():  # points without a successful run: see the failed runs
         for op in op_names(s):
             rows.append([*(_value(r[k]) for k in keys), str(int(r["n_seeds"])), op,
                          f"{int(r[f'{op}_count']):,}",
