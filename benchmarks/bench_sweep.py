@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.getloadavg()[0]:.2f}")
     clocks = ["run", "wall_s", "cpu_s"]
     same = points[1].drop(columns=clocks).equals(points[2].drop(columns=clocks))
-    print(f"points identical on 1 and 2 workers (apart from run ids and wall times): {same}")
+    print(f"points identical on 1 and 2 workers (apart from run ids and the clock columns): {same}")
     return 0 if same else 1
 
 
