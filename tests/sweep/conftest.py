@@ -47,6 +47,15 @@ def tiny() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def tiny_knee(inproc: Any) -> Any:
+    """The knee of the tiny scenario's request rate in [20, 160] (tolerance 0.1), shared by the Python and
+    command line tests (which must find the same one)."""
+    import mcastlab
+
+    return mcastlab.knee(TINY, "workload.rate.rate", 20, 160, tolerance=0.1, client=inproc, progress=False)
+
+
+@pytest.fixture(scope="session")
 def inproc() -> Iterator[Any]:
     """An in-process LocalCluster (2 worker threads) and a client on it, from mcastlab's own helper."""
     from mcastlab.sweep._cluster import cluster
