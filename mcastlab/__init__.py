@@ -12,6 +12,9 @@ Quick start::
             print(await c.multicast({"status": "online"}, b"restart"))
 
     asyncio.run(main())
+
+Curves: ``mcastlab.sweep(scenario, grid={...}, seeds=3)`` and ``mcastlab.knee(scenario, key, low, high)``
+run many scenario runs on Dask distributed (imported on first use; see :mod:`mcastlab.sweep`).
 """
 
 import logging
@@ -28,6 +31,16 @@ __version__ = "0.1.0"
 # mcastlab logs on "mcastlab.<module>" and leaves where the records go to the application (the CLI's -v
 # sends them to stderr); without this, Python's last-resort handler would print warnings to stderr.
 logging.getLogger("mcastlab").addHandler(logging.NullHandler())
+
+def __getattr__(name: str) -> object:
+    """``mcastlab.sweep`` and ``mcastlab.knee``, imported on first use (they bring in Dask)."""
+    if name in ("sweep", "knee"):
+        import importlib
+
+        module = importlib.import_module("mcastlab.sweep")  # callable: mcastlab.sweep(...) runs a sweep
+        return module if name == "sweep" else module.knee
+    raise AttributeError(f"module 'mcastlab' has no attribute {name!r}")
+
 
 __all__ = [
     "Config",

@@ -3,7 +3,9 @@
     mcastlab run SCENARIO [--mode sim|live] [--set KEY=VALUE ...] [--out DIR [--force]] [--no-guard]
                           [--no-plots] [--quiet] [--check] [-v]
     mcastlab report RUN_DIR [--plots]
-    mcastlab compare RUN_DIR RUN_DIR [--plot FILE]
+    mcastlab compare RUN_OR_SWEEP... [--plot FILE]
+    mcastlab sweep SCENARIO --grid KEY=V1,V2 [--grid ...] [--seeds N] [--workers N | --scheduler ADDR] ...
+    mcastlab knee SCENARIO --param KEY --low A --high B [--seeds N] [--tolerance 0.05] ...
     mcastlab validate SCENARIO ... [--set KEY=VALUE ...]
     mcastlab servers up|status|down [KIND ...]
     mcastlab calibrate ...
@@ -244,28 +246,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from mcastlab.measure import compare_runs, load_run
-
-    a, b = load_run(args.a), load_run(args.b)
-    df = compare_runs(a, b)
-    with pd.option_context(
-        "display.max_rows", 500, "display.width", 160, "display.float_format", lambda v: f"{v:.6g}"
-    ):
-        _print(df.to_string(index=False))
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from mcastlab.plots import overlay
-
-        overlay([a, b]).savefig(args.plot)
-        _print(f"\noverlay written to {args.plot}")
-    return 0
-
-
 def _cmd_validate(args: argparse.Namespace) -> int:
     """Everything ``run`` checks before it starts (scenario keys, filters, targets, slots, calibration
     files, the memory guard's estimate), for each file; exit 2 if any is refused."""
@@ -300,6 +280,13 @@ def _delegate(module: str, what: str, argv: Sequence[str]) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
 
 
+_CURVES = {
+    "sweep": "run a scenario over a grid of settings x seeds on Dask; points, summary, plots",
+    "knee": "bisect a numeric key for the largest value at which every target passes",
+    "compare": "compare N runs and/or sweeps, named by the scenario keys that differ",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mcastlab",
@@ -328,11 +315,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.add_argument("--plots", action="store_true", help="(re)write the run's plots")
     rep.set_defaults(fn=_cmd_report)
-    c = sub.add_parser("compare", help="compare two saved runs side by side")
-    c.add_argument("a")
-    c.add_argument("b")
-    c.add_argument("--plot", help="also write a latency ECDF overlay PNG here")
-    c.set_defaults(fn=_cmd_compare)
+    for name, text in _CURVES.items():  # parsed in mcastlab.sweep._cli (mcastlab NAME --help)
+        sub.add_parser(name, help=text, add_help=False)
     v = sub.add_parser("validate", help="check scenario files without running them")
     v.add_argument("scenarios", nargs="+")
     v.add_argument(
@@ -366,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate("mcastlab.servers", "servers", argv[1:])
     if argv and argv[0] == "calibrate":
         return _delegate("mcastlab.calibrate", "calibrate", argv[1:])
+    head = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    if head < len(argv) and argv[head] in _CURVES:  # sweep, knee, compare: mcastlab.sweep._cli
+        _logging(sum(a.count("v") for a in argv[:head] if a.startswith("-v") or a == "--verbose"))
+        return _delegate("mcastlab.sweep._cli", argv[head], argv[head:])
     args = _parser().parse_args(argv)
     _logging(args.verbose)
     try:

@@ -89,7 +89,9 @@ def test_compare_two_runs(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureF
     capsys.readouterr()
     assert main(["compare", str(run_dir), str(other), "--plot", str(tmp_path / "overlay.png")]) == 0
     out = capsys.readouterr().out
-    assert "ratio" in out and "enumerate" in out and (tmp_path / "overlay.png").is_file()
+    # N-run compare: the two runs are named by what differs (the seed), latencies carry units
+    assert "named by what differs between them: seed" in out and "[1] seed=42" in out and "[2] seed=7" in out
+    assert "enumerate" in out and " ms" in out and (tmp_path / "overlay.png").is_file()
 
 
 def test_bad_scenario_exits_2_naming_file_key_and_fix(
