@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 # sends them to stderr); without this, Python's last-resort handler would print warnings to stderr.
 logging.getLogger("mcastlab").addHandler(logging.NullHandler())
 
+
 def __getattr__(name: str) -> object:
     """``mcastlab.sweep`` and ``mcastlab.knee``, imported on first use (they bring in Dask)."""
     if name in ("sweep", "knee"):

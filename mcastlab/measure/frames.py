@@ -23,6 +23,10 @@ Frames (one row per event; all times in seconds since the run's origin, float64)
   window, op, offered_rate, achieved_rate, p50_s, p99_s, n, errors, deliveries, population — see
   :mod:`mcastlab.measure.timeseries`.
 
+``ops``, ``multicasts`` and ``expirations`` also have ``process``: which coordinator replica issued the
+operation, sent the multicast or claimed the expiry (0 in a run in one process; ``mcastlab run
+--processes N`` merges N processes' frames into one run, see :mod:`mcastlab.workloads.replicas`).
+
 String columns are pandas ``string``, counts ``int64``, flags ``bool`` (``passed`` is nullable
 ``boolean``: n/a when nothing was measured).
 """
@@ -59,6 +63,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "service_s": F,
         "message_id": S,
         "warmup": B,
+        "process": I,
     },
     "deliveries": {
         "run": S,
@@ -80,6 +85,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "coordinator": S,
         "t_gone": F,
         "gone_lag_s": F,
+        "process": I,
     },
     "population": {"run": S, "t": F, "registered": I, "alive": I, "expired": I},
     "targets": {
@@ -114,6 +120,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "uncertain": I,
         "received": I,
         "makespan_s": F,
+        "process": I,
     },
     "timeseries": {
         "run": S,
@@ -201,6 +208,7 @@ def build(
             "service_s": t_end - t_call,
             "message_id": _strings([*rec.m_id, ""], np.where(msg >= 0, msg, -1)),
             "warmup": t_start < warmup,
+            "process": _process(rec.o_process, len(t_start)),
         }
     )
     ops.loc[ops["identity"] == "", "identity"] = pd.NA
@@ -265,6 +273,11 @@ def build(
     return {k: conform(v, k) for k, v in frames.items()}
 
 
+def _process(column: Any, n: int) -> np.ndarray:
+    """The process (replica) of each row: 0 for every row of a run in one process."""
+    return np.zeros(n, np.int64) if column is None else np.asarray(column, np.int64)
+
+
 def _multicasts(
     rec: Any,
     run: str,
@@ -323,6 +336,7 @@ def _multicasts(
             "uncertain": _a(rec.m_uncertain, np.int64),
             "received": recv,
             "makespan_s": last - t_start,
+            "process": _process(rec.m_process, n),
         }
     )
 
@@ -334,6 +348,7 @@ def _expirations(rec: Any, names: list[str], run: str) -> pd.DataFrame:
             "deadline": _a(rec.e_deadline),
             "t_detected": _a(rec.e_t),
             "coordinator": pd.array(rec.e_coord, dtype="string"),
+            "process": _process(rec.e_process, len(rec.e_t)),
         }
     )
     exp["lag_s"] = exp["t_detected"] - exp["deadline"]

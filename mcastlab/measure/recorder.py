@@ -98,6 +98,10 @@ class Recorder:
         self.s_alive = array("q")
         self.s_expired = array("q")
         self.agents: set[int] = set()
+        # the process (replica) of each op / multicast / expiration row: set by measure.merge only
+        self.o_process: array | None = None
+        self.m_process: array | None = None
+        self.e_process: array | None = None
 
     # ------------------------------------------------------------------ ops
     def op(

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from mcastlab.errors import ConfigError
+from mcastlab.sim._bind import spawn_generators
 from mcastlab.sim.cpu import CpuSpec, SimCpu
 from mcastlab.sim.faults import FaultPlan, FaultSpec, parse_fault
 from mcastlab.sim.fleet import FleetTable, FleetView
@@ -43,7 +44,7 @@ from mcastlab.sim.models import (
     parse_model,
 )
 from mcastlab.sim.queue import FcfsServer, OpStats
-from mcastlab.sim.registry import SimRegistry, spawn_generators
+from mcastlab.sim.registry import SimRegistry
 from mcastlab.sim.spec import DEFAULT_CALIBRATION, MessagingSpec, RegistrySpec, SimSpec
 
 

@@ -42,12 +42,12 @@ from mcastlab.errors import (
     UnsupportedError,
 )
 from mcastlab.runtime import SimAwait
+from mcastlab.sim._bind import spawn_generators
 from mcastlab.sim.faults import DROP, OUTAGE, FaultPlan
 from mcastlab.sim.faults import ERROR as F_ERROR
 from mcastlab.sim.messaging import SimMessaging
 from mcastlab.sim.models import Model, Sampler, parse_model
 from mcastlab.sim.queue import FcfsServer
-from mcastlab.sim.registry import spawn_generators
 
 if TYPE_CHECKING:
     from mcastlab.sim.spec import MessagingSpec

@@ -21,12 +21,12 @@ from mcastlab.backends.base import DELIVERED, ERROR, NO_LISTENER, TIMEOUT, UNAVA
 from mcastlab.backends.memory import Listeners
 from mcastlab.errors import BackendUnavailableError, ClosedError, DeliveryError, OperationTimeoutError
 from mcastlab.runtime import SimAwait, SimPyRuntime
+from mcastlab.sim._bind import bind_runtime, spawn_generators
 from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, OUTAGE, FaultPlan
 from mcastlab.sim.faults import ERROR as F_ERROR
 from mcastlab.sim.models import Sampler
 from mcastlab.sim.queue import FcfsServer, OpStats
-from mcastlab.sim.registry import bind_runtime, spawn_generators
 
 if TYPE_CHECKING:
     from mcastlab.sim.spec import MessagingSpec

@@ -24,14 +24,13 @@ from mcastlab.backends.memory import MemoryRegistry
 from mcastlab.errors import (
     BackendError,
     BackendUnavailableError,
-    ClosedError,
     ConfigError,
     OperationTimeoutError,
     RegistryFullError,
-    RuntimeMisuseError,
 )
 from mcastlab.identity import Identity
 from mcastlab.runtime import SimAwait, SimPyRuntime
+from mcastlab.sim._bind import bind_runtime, spawn_generators
 from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, ERROR, OUTAGE, REGISTRY_OPS, FaultPlan
 from mcastlab.sim.fleet import FleetTable
@@ -43,25 +42,6 @@ if TYPE_CHECKING:
     from mcastlab.sim.spec import RegistrySpec
 
 _by_id = attrgetter("id")
-
-
-def bind_runtime(backend: Any, runtime: Any) -> tuple[SimPyRuntime, Any]:
-    """The runtime a simulated backend opens on: a SimPyRuntime, the same environment on every open."""
-    if not isinstance(runtime, SimPyRuntime):
-        raise RuntimeMisuseError(f"{backend.name} simulates virtual time: open it on a SimPyRuntime, got "
-                          f"{type(runtime).__name__} (live servers need the live backends)")
-    if backend.env is not None and runtime.env is not backend.env:
-        raise ClosedError(f"{backend.name} is already open on another SimPy environment; build new simulated "
-                          "backends (make_sim_backends) for each environment")
-    return runtime, runtime.env
-
-
-def spawn_generators(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
-    """``n`` independent child generators of ``rng`` (deterministic given its seed)."""
-    try:
-        return list(rng.spawn(n))
-    except (AttributeError, TypeError, ValueError):
-        return [np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=n).tolist()]
 
 
 class SimRegistry:
@@ -409,4 +389,4 @@ class SimRegistry:
         return self._stored()
 
 
-__all__ = ["SimRegistry", "spawn_generators"]
+__all__ = ["SimRegistry", "bind_runtime", "spawn_generators"]

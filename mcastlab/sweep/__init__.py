@@ -24,7 +24,7 @@ target's verdict ``insufficient`` (too few samples to judge) counts as not passe
 ``no data`` in a run (nothing in its band, e.g. "enumerate 1,000 identities" in a 500-device fleet) is
 left out of that run's judgement. See :mod:`mcastlab.sweep._points` (per-run figures),
 :mod:`mcastlab.sweep._summary` (intervals), :mod:`mcastlab.sweep._knee` (bisection and its monotone
-assumption), :mod:`mcastlab.sweep.compare` (N runs side by side) and :mod:`mcastlab.sweep._cluster`
+assumption), :mod:`mcastlab.sweep.compare` (N runs side by side) and :mod:`mcastlab.dask_cluster`
 (getting a Dask client; reusable on its own).
 
 ``mcastlab.sweep`` is both this package and the function: calling the module calls :func:`sweep`.

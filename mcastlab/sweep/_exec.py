@@ -63,13 +63,13 @@ def execute(client: Any, tasks: Sequence[PointTask], bar: Any) -> tuple[list[Poi
 
 @contextlib.contextmanager
 def client_for(client: Any = None, workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
-    """``client`` itself if given (left open), else :func:`mcastlab.sweep._cluster.cluster`."""
+    """``client`` itself if given (left open), else :func:`mcastlab.dask_cluster.cluster`."""
     if client is not None:
         if workers is not None or scheduler is not None:
             raise UsageError("pass either client= or workers=/scheduler=, not both")
         yield client
         return
-    from mcastlab.sweep._cluster import cluster
+    from mcastlab.dask_cluster import cluster
 
     with cluster(workers=workers, scheduler=scheduler) as c:
         yield c

@@ -131,7 +131,7 @@ def knee(
     warnings: list[str] = []
     started, wall0 = datetime.now(UTC), time.perf_counter()
     with client_for(client, workers, scheduler) as c:
-        from mcastlab.sweep._cluster import describe
+        from mcastlab.dask_cluster import describe
 
         info = {**describe(c), "startup_s": round(time.perf_counter() - wall0, 3)}
         bar = progress_bar(0, enabled=progress, desc=f"knee {key}")

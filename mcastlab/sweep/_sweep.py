@@ -87,7 +87,7 @@ def sweep(
     started = datetime.now(UTC)
     wall0 = time.perf_counter()
     with client_for(client, workers, scheduler) as c:
-        from mcastlab.sweep._cluster import describe
+        from mcastlab.dask_cluster import describe
 
         info = {**describe(c), "startup_s": round(time.perf_counter() - wall0, 3)}
         bar = progress_bar(len(tasks), enabled=progress, desc=f"sweep {base.name}")

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mcastlab.errors import McastlabError, UnknownIdentityError
+from mcastlab.errors import McastlabError, RuntimeMisuseError, UnknownIdentityError
 from mcastlab.measure.recorder import Recorder
 from mcastlab.results import MulticastResult
+from mcastlab.workloads._partition import Partition
 from mcastlab.workloads.truth import Truth
 
 OnDone = Callable[[float, int], None] | None
@@ -39,6 +40,7 @@ class OpsMixin:
     inflight: int
     failure: BaseException | None
     cpu: Any  # the simulated process CPU (mcastlab.sim.SimCpu) in sim runs, else None
+    part: Partition  # this replica's share of the operations (the whole plan without replicas)
     _tasks: dict[int, Any]
     _task_seq: int
 
@@ -86,6 +88,8 @@ class OpsMixin:
         self, t: float, code: int, metadata: Any = None, *, stream: str = "register", then: OnDone = None
     ) -> None:
         """Spawn a register of identity ``code`` scheduled at ``t`` (metadata: the truth's by default)."""
+        if not self.part.owns(code):
+            return
         md = self.truth.meta[code] if metadata is None else metadata
         self._spawn(self._register(t, code, md, stream, then))
 
@@ -108,6 +112,8 @@ class OpsMixin:
 
     def heartbeat(self, t: float, code: int, *, stream: str = "heartbeat") -> None:
         """Spawn a heartbeat; if the registry no longer knows the identity, it registers again."""
+        if not self.part.owns(code):
+            return
         self._spawn(self._heartbeat(t, code, stream))
 
     async def _heartbeat(self, t: float, code: int, stream: str) -> None:
@@ -132,6 +138,8 @@ class OpsMixin:
 
     def unregister(self, t: float, code: int, *, stream: str = "unregister") -> None:
         """Spawn an unregister (a graceful leave)."""
+        if not self.part.owns(code):
+            return
         self._spawn(self._unregister(t, code, stream))
 
     async def _unregister(self, t: float, code: int, stream: str) -> None:
@@ -150,10 +158,14 @@ class OpsMixin:
     # ------------------------------------------------------------------ queries
     def enumerate(self, t: float, flt: Any, *, stream: str = "enumerate") -> None:
         """Spawn an enumerate with a compiled filter."""
+        if not self.part.take_turn()[0]:
+            return
         self._spawn(self._query(t, "enumerate", flt, stream))
 
     def count(self, t: float, flt: Any, *, stream: str = "count") -> None:
         """Spawn a count with a compiled filter."""
+        if not self.part.take_turn()[0]:
+            return
         self._spawn(self._query(t, "count", flt, stream))
 
     async def _query(self, t: float, op: str, flt: Any, stream: str) -> None:
@@ -179,8 +191,25 @@ class OpsMixin:
         mode: str | None = None,
         then: Callable[[float, MulticastResult, np.ndarray], None] | None = None,
     ) -> None:
-        """Spawn a multicast; ``then(t_end, result, delivered_codes)`` runs after it returns."""
-        self._spawn(self._multicast(t, flt, payload, stream, mode, then))
+        """Spawn a multicast; ``then(t_end, result, delivered_codes)`` runs after it returns (with replicas:
+        in every replica, with ``result`` None, once the sender broadcasts whom it reached)."""
+        part = self.part
+        mine, seq = part.take_turn()
+        if then is not None and not part.whole:
+            part.expect(seq, then)
+            then = self._broadcast(seq)
+        if mine:
+            self._spawn(self._multicast(t, flt, payload, stream, mode, then))
+
+    def _broadcast(self, seq: int) -> Callable[[float, MulticastResult, np.ndarray], None]:
+        bus = self.part.bus
+        if bus is None:
+            raise RuntimeMisuseError("a replica's partition needs a bus for multicast reactions")
+
+        def send(t_end: float, _res: MulticastResult, codes: np.ndarray) -> None:
+            bus.publish(seq, t_end, codes.tolist())
+
+        return send
 
     async def _multicast(
         self,
@@ -197,6 +226,7 @@ class OpsMixin:
         try:
             res = await self.coord.multicast(flt, payload, mode=mode)
         except McastlabError as exc:
+            truth.forget(snap)
             self.rec.op("multicast", stream, -1, t, t_call, self.now(), False, _err(exc))
             return
         t_end = self.now()

@@ -24,7 +24,9 @@ import numpy as np
 
 from mcastlab.errors import McastlabError
 from mcastlab.measure.recorder import Recorder
+from mcastlab.workloads._journal import JournaledTruth
 from mcastlab.workloads._ops import OpsMixin
+from mcastlab.workloads._partition import Partition
 from mcastlab.workloads.arrivals import Arrival
 from mcastlab.workloads.truth import Truth
 
@@ -55,14 +57,18 @@ class Context(OpsMixin):
         probe_max: float = 60.0,
         yield_every: int = 0,
         cpu: Any = None,
+        partition: Partition | None = None,
+        origin: float | None = None,
     ) -> None:
         self.coord = coordinator
         self.runtime = coordinator.runtime
         self.cpu = cpu  # sim: the coordinator process's CPU, charged per operation the generator issues
-        self.origin = float(self.runtime.now())
+        self.origin = float(self.runtime.now()) if origin is None else float(origin)
         self.seed = seed
         self.rec = recorder
-        self.truth = Truth()
+        self.part = partition if partition is not None else Partition()
+        # replicas journal their truth: the parent replays every replica's as one (workloads._journal)
+        self.truth = Truth() if self.part.whole else JournaledTruth(self.now)
         self.duration = duration
         self.ttl = ttl
         self.tol = tol
@@ -167,6 +173,8 @@ class Context(OpsMixin):
         self.jitter.append(jitter)
         self.gen.append(0)
         policy = self.agents_policy
+        if not self.part.owns(code):
+            return code  # its agent runs in the replica that owns it
         if policy == "all" or (isinstance(policy, int) and not isinstance(policy, bool) and code < policy):
             self.rec.agents.add(code)
             self._agent_tasks.append(self.runtime.spawn(self._agent(code, name)))
@@ -312,6 +320,8 @@ class Context(OpsMixin):
 
     # ------------------------------------------------------------------ probes and sampling
     def _probe_start(self, t: float, code: int) -> None:
+        if not self.part.owns(code):
+            return
         truth = self.truth
         d = float(truth.deadline[code])
         if not truth.registered[code] or not np.isfinite(d):
@@ -342,7 +352,8 @@ class Context(OpsMixin):
         self.at(0.0, self._sample, interval)
 
     def _sample(self, t: float, interval: float) -> None:
-        self._spawn(self._do_sample(t))
+        if self.part.index == 0:  # a count of the whole registry: one replica samples it
+            self._spawn(self._do_sample(t))
         self.at(t + interval, self._sample, interval)
 
     async def _do_sample(self, t: float) -> None:

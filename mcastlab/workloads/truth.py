@@ -287,13 +287,18 @@ class Truth:
         unsure = (self.inflight[:n] > 0) | self.doubt[:n]
         return Snapshot(t0, alive, self.mask(compiled), d, unsure, len(self._log_t))
 
+    def forget(self, snap: Snapshot) -> None:
+        """A snapshot that will never be audited (its multicast failed); nothing to do here."""
+
     def audit(self, snap: Snapshot, t_enum: float, targeted: np.ndarray, tol: float = 0.0) -> Audit:
         """Compare the identities a multicast targeted (codes) with the truth at its call instant."""
         n = len(snap.alive)
         unc = snap.unsure | ((snap.deadline > snap.t0 - tol) & (snap.deadline <= t_enum + tol))
         if len(self._log_t) > snap.log_pos:
-            ts = np.frombuffer(self._log_t, dtype=np.float64)[snap.log_pos :]
-            cs = np.frombuffer(self._log_codes, dtype=np.int32)[snap.log_pos :]
+            # copies (array slices), never views of the growing logs: a view that outlives this call (a
+            # profiler holding the frame) would make the next append fail with BufferError
+            ts = np.frombuffer(self._log_t[snap.log_pos :], dtype=np.float64)
+            cs = np.frombuffer(self._log_codes[snap.log_pos :], dtype=np.int32)
             cs = cs[(ts <= t_enum + tol) & (cs < n)]
             unc[cs] = True
         late = targeted[targeted >= n]  # registered after the snapshot: only possible inside the window

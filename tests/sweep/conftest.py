@@ -58,7 +58,7 @@ def tiny_knee(inproc: Any) -> Any:
 @pytest.fixture(scope="session")
 def inproc() -> Iterator[Any]:
     """An in-process LocalCluster (2 worker threads) and a client on it, from mcastlab's own helper."""
-    from mcastlab.sweep._cluster import cluster
+    from mcastlab.dask_cluster import cluster
 
     with cluster(workers=2, processes=False) as client:
         yield client

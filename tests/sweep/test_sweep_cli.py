@@ -90,7 +90,7 @@ def test_bad_input_exits_2_naming_the_option(
 def test_an_unreachable_scheduler_is_refused(
     scenario_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mcastlab.sweep._cluster.CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr("mcastlab.dask_cluster.CONNECT_TIMEOUT", 1.0)
     assert main(["sweep", str(scenario_file), "--grid", "duration=5", "--scheduler", "tcp://127.0.0.1:9",
                  "--no-progress", "--out", str(scenario_file.parent / "o")]) == 2
     err = capsys.readouterr().err

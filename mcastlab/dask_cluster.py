@@ -1,10 +1,10 @@
 """Getting a Dask ``distributed.Client``: a local cluster of worker processes, or an existing cluster.
 
-Sweeps and knees run each point as a task on Dask distributed; this module is the one place that
-decides where those tasks go, and it knows nothing about sweeps, so anything that wants work spread over
-processes or machines (e.g. live coordinator replicas) can use it::
+Sweeps and knees run each point as a task on Dask distributed, and live runs with ``--processes N`` run
+each coordinator replica as one; this module is the one place that decides where those tasks go, and it
+knows nothing about either::
 
-    from mcastlab.sweep._cluster import cluster
+    from mcastlab.dask_cluster import cluster
 
     with cluster(workers=4) as client:                  # LocalCluster: 4 processes x 1 thread
         futures = client.map(fn, items, pure=False)
