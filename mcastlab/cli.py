@@ -1,7 +1,7 @@
 """``mcastlab`` command line: run scenarios, report and compare runs, manage servers, calibrate.
 
     mcastlab run SCENARIO [--mode sim|live] [--set KEY=VALUE ...] [--out DIR [--force]] [--no-guard]
-                          [--no-plots] [--quiet] [--check] [-v]
+                          [--processes N [--scheduler ADDRESS]] [--no-plots] [--quiet] [--check] [-v]
     mcastlab report RUN_DIR [--plots]
     mcastlab compare RUN_OR_SWEEP... [--plot FILE]
     mcastlab sweep SCENARIO --grid KEY=V1,V2 [--grid ...] [--seeds N] [--workers N | --scheduler ADDR] ...
@@ -19,173 +19,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mcastlab.errors import McastlabError
-
-
-def _print(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def _fmt_s(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    if abs(v) < 1e-3:
-        return f"{v * 1e6:.0f} µs"
-    if abs(v) < 1:
-        return f"{v * 1e3:.2f} ms"
-    return f"{v:.2f} s"
-
-
-def summary_text(run: Any) -> str:
-    """The percentile summary as text (times with units)."""
-    s = run.summary()
-    if not len(s):
-        return "(no operations measured)"
-    rows: list[tuple[str, ...]] = [
-        ("measure", "count", "errors", "mean", "p50", "p90", "p99", "p99.9", "max")
-    ]
-    for measure, r in s.iterrows():
-        rows.append(
-            (
-                str(measure),
-                f"{int(r['count']):,}",
-                f"{int(r['errors']):,}",
-                *(_fmt_s(float(r[c])) for c in ("mean", "p50", "p90", "p99", "p99.9", "max")),
-            )
-        )
-    w = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)).rstrip()
-        for row in rows
-    )
-
-
-def reference_text(run: Any) -> str:
-    """Our figures beside a scenario's published reference figures (``reference.ops``), if any."""
-    ref = (run.manifest.get("reference") or {}).get("ops") or {}
-    if not ref:
-        return ""
-    ops = run.ops[run.ops["t_start"] >= run.warmup]
-    mc = run.multicasts[run.multicasts["t_start"] >= run.warmup]
-    rows = [
-        ("operation", "count", "errors", "mean", "max", "reference count", "reference mean", "reference max")
-    ]
-    for op, r in ref.items():
-        g = ops[(ops["op"] == op) & ops["ok"]]["latency_s"]
-        errors = int(((ops["op"] == op) & ~ops["ok"]).sum())
-        rows.append(
-            (
-                op,
-                f"{len(g):,}",
-                f"{errors:,}",
-                _fmt_s(float(g.mean())) if len(g) else "n/a",
-                _fmt_s(float(g.max())) if len(g) else "n/a",
-                f"{r.get('count', 'n/a'):,}"
-                if isinstance(r.get("count"), int)
-                else str(r.get("count", "n/a")),
-                _fmt_s(float(r["mean"])) if "mean" in r else "n/a",
-                _fmt_s(float(r["max"])) if "max" in r else "n/a",
-            )
-        )
-    w = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row)).rstrip()
-        for row in rows
-    ]
-    extra = run.manifest.get("reference") or {}
-    if len(mc) and mc["targeted"].sum():
-        ratio = mc["delivered"].sum() / mc["targeted"].sum()
-        lines.append(
-            f"multicast: {mc['targeted'].mean():,.0f} targets each on average, {ratio:.2%} delivered"
-            + (f" (reference: {extra['delivered_ratio']:.2%})" if "delivered_ratio" in extra else "")
-        )
-    if extra.get("note"):
-        lines.append(f"reference: {extra['note']}")
-    return "\n".join(lines)
-
-
-def throughput_text(run: Any) -> str:
-    """Offered vs achieved operations per second, per operation (from the timeseries frame)."""
-    from mcastlab.measure.timeseries import throughput
-
-    t = throughput(run.timeseries, warmup=run.warmup)
-    if not len(t):
-        return ""
-    rows = [("operation", "offered/s", "achieved/s", "errors/s")]
-    for op, r in t.iterrows():
-        rows.append((str(op), f"{r['offered_rate']:,.2f}", f"{r['achieved_rate']:,.2f}",
-                     f"{r['errors_rate']:,.2f}"))
-    w = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(row))
-                     for row in rows)
-
-
-def resources_text(run: Any) -> str:
-    """Busy fraction of each resource (which one gives out first)."""
-    from mcastlab.measure.resources import first_to_give_out
-
-    res = run.manifest.get("resources") or {}
-    busy = res.get("busy") or {}
-    if not busy:
-        return ""
-    parts = ", ".join(f"{k} {v:.0%}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
-    top = first_to_give_out(res)
-    lead = f"; busiest: {top[0]}" if top else ""
-    return f"resources busy ({res.get('source', '?')}): {parts}{lead}"
-
-
-def _report(run: Any, *, header: bool = True) -> None:
-    from mcastlab.measure import format_table
-
-    m = run.manifest
-    if header:
-        state = f", INTERRUPTED by {m.get('signal') or 'a signal'}" if m.get("interrupted") else ""
-        state += ", FAILED" if m.get("error") else ""
-        _print(
-            f"run {m.get('run')}  ({m.get('mode')}, {m.get('backend')}, seed {m.get('seed')}, "
-            f"{m.get('wall_s', 0):.1f} s wall{state})"
-        )
-    _print()
-    _print(summary_text(run))
-    tp = throughput_text(run)
-    if tp:
-        _print()
-        _print(tp)
-    rs = resources_text(run)
-    if rs:
-        _print(rs)
-    a = run.audit()
-    _print()
-    _print(
-        f"targeting audit: {a['targeted']:,} targeted, {a['delivered']:,} delivered, {a['failed']:,} failed; "
-        f"stale {a['stale']:,}, missed {a['missed']:,}, duplicated {a['duplicated']:,}, "
-        f"wrong {a['wrong']:,}, uncertain {a['uncertain']:,}"
-    )
-    c = m.get("counts", {})
-    if c:
-        _print(
-            f"expirations: {c.get('expirations', 0):,} reported, "
-            f"{c.get('expected_expirations', 0):,} expected by the ground truth "
-            f"({c.get('deaths', 0):,} deaths injected)"
-        )
-    ref = reference_text(run)
-    if ref:
-        _print()
-        _print("beside the reference's published figures:")
-        _print(ref)
-    _print()
-    _print(format_table(run.targets))
-    for w in m.get("warnings") or []:
-        _print(f"warning: {w}")
-    err = m.get("error")
-    if err:
-        _print(f"error: the run stopped on {err.get('type')}: {err.get('message')}")
+from mcastlab.report import _print, report_text
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -205,11 +44,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     failed: RunFailedError | None = None
     try:
         run = run_scenario(scn, mode=mode, out=out, progress=not args.no_progress, force=force,
-                           guard_memory=not args.no_guard)
+                           guard_memory=not args.no_guard, processes=args.processes, scheduler=args.scheduler)
     except RunFailedError as exc:
         failed, run = exc, exc.result
     if not args.quiet:
-        _report(run)
+        report_text(run)
     if not args.no_plots:
         import matplotlib
 
@@ -234,7 +73,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from mcastlab.measure import load_run
 
     run = load_run(args.run_dir)
-    _report(run)
+    report_text(run)
     if args.plots:
         import matplotlib
 
@@ -298,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scenario; print the targets table; write frames and plots")
     r.add_argument("scenario", help="scenario YAML file (see scenarios/)")
     r.add_argument("--mode", choices=("sim", "live"), help="override the scenario's mode")
+    r.add_argument("--processes", type=int, metavar="N",
+                   help="live: run N coordinator replicas, each in its own Dask worker process "
+                   "(default: the scenario's live.processes, 1)")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="live replicas on a running Dask cluster (tcp://host:8786) instead of a local one; "
+                   "every slot must then name its server")
     r.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a scenario key (dotted), repeatable"
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mcastlab.errors import RuntimeMisuseError
 from mcastlab.measure.recorder import Interner, Recorder
 
 
@@ -59,7 +60,7 @@ def merge_recorders(recs: Sequence[Recorder], codes: Sequence[np.ndarray], audit
         # multicasts, with the merged truth's audits
         own = audits[r]
         if len(own) != len(rec.m_id):
-            raise ValueError(f"process {r}: {len(rec.m_id)} multicasts but {len(own)} audits replayed")
+            raise RuntimeMisuseError(f"process {r}: {len(rec.m_id)} multicasts, {len(own)} audits replayed")
         for k, mid in enumerate(rec.m_id):
             out.msg_index[mid] = mo + k
         out.m_id.extend(rec.m_id)
@@ -104,7 +105,8 @@ def merge_recorders(recs: Sequence[Recorder], codes: Sequence[np.ndarray], audit
     exp_t = np.sort(np.frombuffer(out.e_t, np.float64)) if len(out.e_t) else np.empty(0)
     for r, rec in enumerate(recs):
         if len(rec.s_t) != len(alive[r]):
-            raise ValueError(f"process {r}: {len(rec.s_t)} population samples but {len(alive[r])} replayed")
+            raise RuntimeMisuseError(f"process {r}: {len(rec.s_t)} population samples, {len(alive[r])} "
+                                     "replayed")
         out.s_t.extend(rec.s_t)
         out.s_registered.extend(rec.s_registered)
         out.s_alive.extend(alive[r])

@@ -41,6 +41,7 @@ class Drive:
     backends: Backends | None
     error: BaseException | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    recorder: Recorder | None = None  # replicas: the merged recorder (else the one the runner passed)
 
 
 class _NoBar:

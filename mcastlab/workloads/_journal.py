@@ -136,7 +136,10 @@ def replay(journals: Sequence[Sequence[Entry]], groups: Sequence[Sequence[Mappin
             got = gid_maps[r][local] = g.intern(groups[r][local])
         return got
 
-    stream = heapq.merge(*(((e[0], r, i, e) for i, e in enumerate(j)) for r, j in enumerate(journals)))
+    def keyed(r: int, journal: Sequence[Entry]) -> Any:
+        return ((e[0], r, i, e) for i, e in enumerate(journal))
+
+    stream = heapq.merge(*(keyed(r, j) for r, j in enumerate(journals)))
     for _t, r, _i, e in stream:
         kind = e[1]
         cm = code_maps[r]

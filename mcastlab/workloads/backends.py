@@ -147,6 +147,12 @@ def _make(slot_name: str, slot: Slot, token: str, urls: dict[str, Any], source: 
     )
 
 
+def make_slot(slot_name: str, scn: Scenario, token: str, urls: dict[str, Any]) -> Any:
+    """The live backend of slot ``slot_name`` on the servers at ``urls``, its keys and subjects prefixed by
+    ``token`` (replicas of one run pass the same token, so they share one registry and one set of inboxes)."""
+    return _make(slot_name, scn.slots[slot_name], token, urls, scn.source)
+
+
 def _kafka_env() -> str | None:
     """``$KAFKA_BOOTSTRAP``: an external Kafka cluster for slots that name no ``bootstrap``."""
     from mcastlab.servers._kafka import bootstrap_from_env
@@ -176,13 +182,28 @@ def _needed_servers(scn: Scenario) -> list[str]:
     return need
 
 
+@dataclass
+class LiveServers:
+    """The servers a live run uses: those started here (stopped on exit), their URLs, their versions."""
+
+    started: dict[str, Any]
+    clusters: dict[str, Any]
+    urls: dict[str, Any]
+    versions: dict[str, str]
+
+
 @contextlib.contextmanager
-def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
-    """Live backends; local servers are started for slots without a URL and stopped afterwards."""
+def live_servers(scn: Scenario, *, start: bool = True) -> Iterator[LiveServers]:
+    """Start (and afterwards stop) a local server for each slot that names none; ``start=False`` refuses
+    such a slot instead (replicas on a remote cluster: the scenario must say where the servers are)."""
     need = _needed_servers(scn)
-    token = uuid.uuid4().hex[:10]  # isolates this run's keys, subjects and table on shared servers
-    stack = contextlib.ExitStack()
-    with stack:
+    if need and not start:
+        raise ScenarioError(
+            f"{scn.source}: slots: {', '.join(need)} would be started on this machine, which the replicas "
+            "of a remote Dask cluster cannot reach. Fix: give every slot its server's address (registry "
+            "url / nodes / dsn, messaging servers / url, durability dsn / bootstrap)",
+            key="slots", source=scn.source)
+    with contextlib.ExitStack() as stack:
         started: dict[str, Any] = {}
         clusters = _start_clusters(scn, need, stack)
         if set(need) - set(clusters):
@@ -193,18 +214,35 @@ def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
         urls.update({k: c.urls for k, c in clusters.items()})
         if "kafka" not in urls and (external := _kafka_env()):
             urls["kafka"] = external
-        registry = _make("registry", scn.slots["registry"], token, urls, scn.source)
-        messaging = _make("messaging", scn.slots["messaging"], token, urls, scn.source)
-        dur = scn.slots.get("durability")
-        durability = None if dur is None else _make("durability", dur, token, urls, scn.source)
         versions = {
             f"{k}-server": _server_version(k, started)
             for k in ("redis", "nats", "postgres", "kafka")
             if k in need or any(s.backend.startswith(k) for s in scn.slots.values())
         }
         versions.update({f"{c.kind}-server": c.nodes[0].version for c in clusters.values()})
-        label = f"{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
-        yield Backends(registry, messaging, label, durability, versions, started, clusters)
+        yield LiveServers(started, clusters, urls, versions)
+
+
+def new_token() -> str:
+    """A fresh key / subject / table prefix token: isolates a run's state on shared servers."""
+    return uuid.uuid4().hex[:10]
+
+
+@contextlib.contextmanager
+def live_backends(scn: Scenario, run_id: str) -> Iterator[Backends]:
+    """Live backends; local servers are started for slots without a URL and stopped afterwards."""
+    token = new_token()
+    with live_servers(scn) as srv:
+        registry = make_slot("registry", scn, token, srv.urls)
+        messaging = make_slot("messaging", scn, token, srv.urls)
+        durability = make_slot("durability", scn, token, srv.urls) if "durability" in scn.slots else None
+        yield Backends(registry, messaging, label_of(scn), durability, srv.versions, srv.started,
+                       srv.clusters)
+
+
+def label_of(scn: Scenario) -> str:
+    """``<registry backend>+<messaging backend>``: what a run's frames say it ran on."""
+    return f"{scn.slots['registry'].backend}+{scn.slots['messaging'].backend}"
 
 
 def _start_clusters(scn: Scenario, need: list[str], stack: contextlib.ExitStack) -> dict[str, Any]:
@@ -225,4 +263,5 @@ def _start_clusters(scn: Scenario, need: list[str], stack: contextlib.ExitStack)
     return out
 
 
-__all__ = ["Backends", "live_backends", "sim_backends"]
+__all__ = ["Backends", "LiveServers", "label_of", "live_backends", "live_servers", "make_slot", "new_token",
+           "sim_backends"]

@@ -181,14 +181,14 @@ class Context(OpsMixin):
         return code
 
     async def _agent(self, code: int, name: str) -> None:
-        receipt, origin, runtime = self.rec.receipt, self.origin, self.runtime
+        receipt, runtime = self.rec.receipt, self.runtime
         try:
             async with self.coord.inbox(name) as box:
                 while True:
                     m = await box.get()
                     while m is not None:
                         t = m.received_at if m.received_at is not None else runtime.now()
-                        receipt(m.id, code, t - origin)
+                        receipt(m.id, code, t - self.origin)  # read now: a replica learns its origin late
                         m = box.get_nowait()
         except McastlabError:  # could not subscribe (server down): the identity just has no inbox
             log.warning("agent of %r could not listen on its inbox", name, exc_info=True)

@@ -28,6 +28,7 @@ from mcastlab.workloads import guard
 from mcastlab.workloads._drive import Drive, drive_live, drive_sim
 from mcastlab.workloads._warnings import run_warnings
 from mcastlab.workloads.interrupt import EXIT_CODES, Interruption
+from mcastlab.workloads.replicas import MergedRun, check_processes, drive_replicas
 from mcastlab.workloads.scenario import Scenario, load_scenario
 
 
@@ -48,11 +49,16 @@ def run_scenario(
     overrides: dict[str, Any] | None = None,
     force: bool = False,
     guard_memory: bool = True,
+    processes: int | None = None,
+    scheduler: str | None = None,
 ) -> RunResult:
     """Run a scenario (object, YAML path or dict); return its frames; save them to ``out`` if given.
 
     ``out`` must not hold files already (``force=True`` replaces it); ``guard_memory=False`` skips the
-    memory guard. Raises :class:`RunFailedError` (with the partial result) if the run itself failed.
+    memory guard. A live run with ``processes`` > 1 (default: the scenario's ``live.processes``) runs that
+    many coordinator replicas on Dask (``scheduler``: a running cluster's address; default a local one),
+    see :mod:`mcastlab.workloads.replicas`. Raises :class:`RunFailedError` (with the partial result) if
+    the run itself failed.
     """
     if isinstance(scenario, Scenario):
         scn = scenario if not overrides else load_scenario(scenario.raw, overrides)
@@ -62,6 +68,12 @@ def run_scenario(
     if mode not in ("sim", "live"):
         raise ScenarioError(f"mode must be 'sim' or 'live', got {mode!r}. Fix: --mode sim or --mode live",
                             key="mode")
+    processes = check_processes(scn.live.processes if processes is None else processes)
+    scheduler = scheduler or scn.live.scheduler
+    if (processes > 1 or scheduler) and mode != "live":
+        raise ScenarioError(f"--processes {processes} / --scheduler: coordinator replicas run live servers; "
+                            "in sim mode model them with sim.cpu.processes (and sim.registry.shards). "
+                            "Fix: add --mode live, or drop --processes", key="live.processes")
     estimate = guard.check(scn, mode) if guard_memory else guard.estimate(scn, mode)
     out_dir = _prepare_out(out, force=force) if out is not None else None
     started = datetime.now(UTC)
@@ -71,8 +83,13 @@ def run_scenario(
     with Interruption() as stop:
         if mode == "sim":
             drive = drive_sim(scn, rec, progress=progress, stop=stop)
+        elif processes > 1 or scheduler:
+            drive = drive_replicas(scn, processes=processes, scheduler=scheduler, progress=progress,
+                                   stop=stop)
         else:
             drive = drive_live(scn, rec, progress=progress, stop=stop, run_id=run_id)
+    if drive.recorder is not None:
+        rec = drive.recorder
     result = _result(scn, mode, run_id, started, time.perf_counter() - wall0, rec, drive, stop, estimate)
     if out_dir is not None:
         save_run(result, out_dir)
@@ -140,6 +157,7 @@ def _result(scn: Scenario, mode: str, run_id: str, started: datetime, wall: floa
         "max_identities": scn.config.max_identities,
         "memory_estimate": estimate.to_dict(),
         "resources": drive.resources,
+        "processes": ctx.replicas if isinstance(ctx, MergedRun) else None,
         "counts": counts,
         "warnings": run_warnings(scn, frames, ctx, t_end),
         "reference": scn.reference,

@@ -73,6 +73,15 @@ class Measure:
 
 
 @dataclass(frozen=True, slots=True)
+class Live:
+    """How a live run is driven."""
+
+    processes: int = spec(1, doc="coordinator replicas, each in its own Dask worker process", min=1)
+    scheduler: str | None = spec(None, doc="address of a running Dask scheduler for the replicas "
+                                 "(default: a local cluster of `processes` workers)")
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A validated scenario. ``raw`` is the mapping it came from (after overrides)."""
 
@@ -91,6 +100,7 @@ class Scenario:
     config: Config = spec(Config(), doc="coordinator configuration", parse=_parse_config)
     faults: list[Any] = spec([], doc="failure shapes", parse=_parse_faults)
     measure: Measure = spec(Measure(), doc="measurement settings")
+    live: Live = spec(Live(), doc="live runs: coordinator replicas")
     sim: dict[str, Any] = spec({}, doc="simulated backends (mcastlab.sim.SimSpec)", parse=_parse_sim)
     targets: list[TargetSpec] = spec([], doc="targets", parse=_parse_targets)
     spec_targets: bool = spec(True, doc="also check the spec's production targets")
