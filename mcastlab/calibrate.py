@@ -22,8 +22,9 @@ import numpy as np
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
 from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.sim.calibration import build_calibration, fit_cpu, save_calibration
+from mcastlab.sim.models import GapTable
 from mcastlab.sim.spec import REPO_ROOT, resolve_calibration
-from mcastlab.workloads.calibration_load import generator_cpu, run_workload
+from mcastlab.workloads.calibration_load import generator_cpu, measure_idle, recorder_cpu, run_workload
 
 DEFAULT_OUT = REPO_ROOT / "data" / "calibration" / "local.json"
 PARAMS = {"n": 100, "n_small": 10, "reps": 400, "batch": 200}
@@ -86,8 +87,9 @@ def _merge(runs: Sequence[tuple[dict[str, list[float]], dict[str, Any]]]) -> tup
 
 def _live(
     params: dict[str, Any], seed: int, runs: int = 1
-) -> tuple[list[tuple[dict[str, list[float]], dict[str, Any]]], dict[str, str]]:
-    """Run the workload ``runs`` times (fresh key prefix each) on one pair of local redis + nats servers."""
+) -> tuple[list[tuple[dict[str, list[float]], dict[str, Any]]], dict[str, str], dict[str, Any]]:
+    """Run the workload ``runs`` times (fresh key prefix each) on one pair of local redis + nats servers,
+    then measure what idleness costs (``measure_idle``)."""
     RedisRegistry, NatsMessaging = _live_classes()  # noqa: N806 - classes
     from mcastlab import Config, Coordinator
     from mcastlab.runtime import AsyncioRuntime
@@ -118,9 +120,19 @@ def _live(
                                           cpu_seconds=time.process_time, **params)
 
         results = [run_blocking(one(r)) for r in range(runs)]
+
+        async def idle() -> dict[str, Any]:
+            coord = Coordinator(Config(max_identities=None, default_ttl=3600.0),
+                                registry=RedisRegistry(urls["redis"], prefix=f"cal{seed}idle:"),
+                                messaging=NatsMessaging(urls["nats"], prefix=f"cal{seed}idle"),
+                                runtime=AsyncioRuntime(), name=f"calibrate-{seed}-idle")
+            async with coord:
+                return await measure_idle(coord)
+
+        idle_costs = run_blocking(idle())
     finally:
         ctx.__exit__(None, None, None)
-    return results, versions
+    return results, versions, idle_costs
 
 
 def _sim(calibration: str | Path, params: dict[str, Any], seed: int) -> dict[str, list[float]]:
@@ -172,11 +184,18 @@ def calibrate(
     block = {**params, "reps": max(n_small + 1, reps // blocks)}
     if echo:
         echo(f"calibrating against local redis-server + nats-server ({params}, {blocks} blocks) ...")
-    runs, versions = _live(block, seed, runs=blocks * (2 if validate else 1))
+    runs, versions, idle = _live(block, seed, runs=blocks * (2 if validate else 1))
     lat, extras = _merge(runs[0::2] if validate else runs)
     cpu = fit_cpu(extras.get("cpu", []), per_op=generator_cpu())
+    cpu["per_target"] = recorder_cpu()
+    timer = GapTable.fit(idle["timer"])  # the generator wakes late from an idle sleep (sim/cpu.py)
+    if timer is not None:
+        cpu["timer"] = timer.to_dict()
     data = build_calibration(lat, extras, params={**params, "seed": seed, "blocks": blocks}, servers=versions,
                              cpu=cpu)
+    wake = GapTable.fit(idle["wake"])  # a call reaching an idle redis-server is answered late (sim/spec.py)
+    if wake is not None:
+        data["sim"]["registry"]["wake"] = wake.to_dict()
     path = save_calibration(data, out_path)
     if echo:
         echo(f"saved {path}")
@@ -254,7 +273,7 @@ def validate(
         for k, v in (("n", n), ("n_small", n_small), ("reps", reps), ("batch", batch))
     }
     sim = _sim(path, params, seed)
-    runs, _ = _live({**params, "reps": max(params["n_small"] + 1, params["reps"] // blocks)}, seed, blocks)
+    runs, _, _ = _live({**params, "reps": max(params["n_small"] + 1, params["reps"] // blocks)}, seed, blocks)
     live, _ = _merge(runs)
     df = compare(live, sim, params["n"])
     if echo:

@@ -59,10 +59,10 @@ def make_sim_backends(
         raise ConfigError(
             f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
         )
-    g_reg, g_msg, g_fr, g_fm = spawn_generators(rng, 4)
+    g_reg, g_msg, g_fr, g_fm, g_cpu = spawn_generators(rng, 5)
     reg_faults = FaultPlan([f for f in spec.faults if f.target == "registry"], g_fr)
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
-    cpu = SimCpu(spec.cpu)  # one coordinator process: both backends' client work queues on its CPU
+    cpu = SimCpu(spec.cpu, g_cpu)  # one coordinator process: both backends' client work queues on its CPU
     registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults, cpu=cpu)
     if spec.kafka is not None:  # Kafka-like: partitioned log, batching, consumer fetch (mcastlab.sim.kafka)
         from mcastlab.sim.kafka import SimKafkaMessaging

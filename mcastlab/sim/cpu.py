@@ -29,11 +29,25 @@ project's 2-core machine with Python 3.11, redis-py + hiredis and nats-py, see `
       per_fanout: 4.0e-5       # a multicast's own work besides its query and messages (result, journal)
       per_delivery: 1.2e-5     # an in-process inbox agent receiving one message
       per_op: 2.5e-5           # the load generator scheduling and recording one operation
+      per_target: 2.0e-6       # the load generator recording and auditing one target of a multicast
 
 ``processes: N`` models N coordinator replicas, each in its own process with its own ``cores``, in front
 of the same registry and messaging servers: the pool of N x ``cores`` FCFS servers takes each piece of work
 on whichever is free first. That is the replicas behind a least-loaded balancer — the best case; replicas
 given fixed shares of a skewed load would queue more.
+
+**An idle process is slow to wake.** A process that has been idle sleeps in ``epoll`` and its CPU drops
+into a low-power state: measured on this project's VMs, the load generator's next callback runs ~0.8 ms
+late after 20 ms of idleness (epoll's 1 ms timeout granularity plus the wake-up), ~0.5 ms after 0.5 ms.
+``timer`` (written by ``mcastlab calibrate``) is that lateness by idle gap, as quantiles (0, 5, ..., 100 %)
+per measured gap (a :class:`~mcastlab.sim.models.GapTable`)::
+
+    cpu:
+      timer: {gaps: [0.0005, 0.002, 0.005, 0.02, 0.05], quantiles: [[...21 values...], ...]}
+
+The workload scheduler adds it after each idle sleep, so a simulated run has the generator lag a live
+one has. (The registry server's own wake-up is ``registry.wake`` in :mod:`mcastlab.sim.spec`.) Without a
+calibration file there is no such delay.
 
 Work is admitted when it is known: an operation's request-side work at its start, its decode work when
 its reply arrives (``charge`` may be given a time in the future). Admission follows the calls, not
@@ -49,7 +63,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from mcastlab.errors import ConfigError
+from mcastlab.sim.models import GapSampler, GapTable
 from mcastlab.sim.queue import FcfsServer
 
 CALL_OPS = ("default", "register", "heartbeat", "unregister", "get", "query", "ids", "count", "claim",
@@ -63,10 +80,9 @@ CPU_DEFAULTS: dict[str, Any] = {
     "per_fanout": 4.0e-5,
     "per_delivery": 1.2e-5,
     "per_op": 2.5e-5,
+    "per_target": 2.0e-6,
 }
-_KEYS = tuple(CPU_DEFAULTS)
-
-
+_KEYS = (*CPU_DEFAULTS, "timer")
 def _seconds(v: Any, path: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
         raise ConfigError(f"{path} must be a finite number of seconds >= 0, got {v!r}", key=path)
@@ -99,6 +115,8 @@ class CpuSpec:
     per_fanout: float = CPU_DEFAULTS["per_fanout"]
     per_delivery: float = CPU_DEFAULTS["per_delivery"]
     per_op: float = CPU_DEFAULTS["per_op"]
+    per_target: float = CPU_DEFAULTS["per_target"]
+    timer: GapTable | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, path: str = "cpu") -> CpuSpec:
@@ -117,31 +135,35 @@ class CpuSpec:
         call = {**CPU_DEFAULTS["call"], **_table(d.get("call", {}), f"{path}.call")}
         item = {**CPU_DEFAULTS["per_item"], **_table(d.get("per_item", {}), f"{path}.per_item")}
         scalars = {k: _seconds(d.get(k, CPU_DEFAULTS[k]), f"{path}.{k}")
-                   for k in ("per_message", "per_fanout", "per_delivery", "per_op")}
-        return cls(cores, processes, call, item, **scalars)
+                   for k in ("per_message", "per_fanout", "per_delivery", "per_op", "per_target")}
+        return cls(cores, processes, call, item, **scalars,
+                   timer=GapTable.from_dict(d.get("timer"), f"{path}.timer"))
 
     @classmethod
     def off(cls) -> CpuSpec:
         """No client CPU cost at all (``cpu: off`` in a spec): the model of before the CPU model, for
         tests that check exact latencies."""
         zero = dict.fromkeys(CALL_OPS, 0.0)
-        return cls(1, 1, zero, dict(zero), 0.0, 0.0, 0.0, 0.0)
+        return cls(1, 1, zero, dict(zero), 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cores": self.cores, "processes": self.processes, "call": dict(self.call),
                 "per_item": dict(self.per_item),
                 "per_message": self.per_message, "per_fanout": self.per_fanout,
-                "per_delivery": self.per_delivery, "per_op": self.per_op}
+                "per_delivery": self.per_delivery, "per_op": self.per_op, "per_target": self.per_target,
+                **({"timer": self.timer.to_dict()} if self.timer is not None else {})}
 
 
 class SimCpu:
     """One process's CPU: an FCFS queue of ``cores`` servers that backends charge work to."""
 
-    __slots__ = ("_call", "_default", "_item", "per_delivery", "per_fanout", "per_message", "per_op",
-                 "server", "spec")
+    __slots__ = ("_call", "_default", "_item", "_timer", "per_delivery", "per_fanout", "per_message",
+                 "per_op", "per_target", "server", "spec")
 
-    def __init__(self, spec: CpuSpec | None = None) -> None:
+    def __init__(self, spec: CpuSpec | None = None, rng: np.random.Generator | None = None) -> None:
         self.spec = spec = spec if spec is not None else CpuSpec()
+        gen = rng if rng is not None else np.random.default_rng(0)
+        self._timer = None if spec.timer is None else GapSampler(spec.timer, gen)
         self.server = FcfsServer(spec.cores * spec.processes)
         self._default = spec.call.get("default", 0.0)
         self._call = {op: spec.call.get(op, self._default) for op in CALL_OPS}
@@ -150,6 +172,7 @@ class SimCpu:
         self.per_fanout = spec.per_fanout
         self.per_delivery = spec.per_delivery
         self.per_op = spec.per_op
+        self.per_target = spec.per_target
 
     def charge(self, t: float, seconds: float) -> float:
         """Queue ``seconds`` of work arriving at ``t``; return when it is done."""
@@ -162,6 +185,19 @@ class SimCpu:
             server.busy += seconds
             return start + seconds
         return server.admit(t, seconds) + seconds
+
+    def idle_for(self, t: float) -> float:
+        """How long the CPU has been idle at ``t`` (<= 0: busy, or work already queued past ``t``)."""
+        return t - self.server.first_free
+
+    def timer_lag(self, t: float) -> float:
+        """How late a callback scheduled for ``t`` runs, the generator having slept through an idle gap."""
+        return 0.0 if self._timer is None else self._timer(self.idle_for(t))
+
+    @property
+    def models_idle(self) -> bool:
+        """True when the calibration measured the generator's idle wake-up (the ``timer`` table)."""
+        return self._timer is not None
 
     def call(self, op: str) -> float:
         """Fixed client work of one registry call of kind ``op``."""

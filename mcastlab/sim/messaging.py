@@ -85,6 +85,9 @@ class SimMessaging:
         self.sent = 0
         self.delivered = 0  # messages put into inboxes (or logged by sinks)
         self.lost = 0  # dropped, or due while the server was down
+        # per publish fan-out: when this process's agents will have read its receipts (FCFS on the CPU); the
+        # flush completes no earlier (the server's reply to it comes behind them on the same connection)
+        self._local: dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self, runtime: Any) -> None:
@@ -210,6 +213,9 @@ class SimMessaging:
             dropped = True
         elif listeners or sink is not None:
             self._deliver(message, t_recv, listeners, sink)
+            if mode == "publish" and self.cpu is not None:  # sends come in order: Lindley, one step
+                done = self._local.get(message.id, self.cpu.server.free_at)
+                self._local[message.id] = max(done, t_recv) + self.cpu.per_delivery
         if mode == "publish":
             return  # buffered: accepted at ``accepted``; flush confirms
         if not listeners and sink is None:
@@ -260,10 +266,12 @@ class SimMessaging:
         self.sent += n
         listeners, sink_of = self._listeners, self._sink
         by_sink: dict[int, tuple[DeliverySink, list[int]]] = {}
+        local: list[float] = []
         for i, ident in enumerate(identities):
             if ident in listeners:
                 t = float(accepted[i]) + self._delivery()
                 self._deliver(Message(message_id, payload, ident, sent_at), t, True, None)
+                local.append(t)
             if self._sinks:
                 sink = sink_of(ident)
                 if sink is not None:
@@ -277,6 +285,10 @@ class SimMessaging:
                 ev.callbacks.append(self._charge_receipts)
             sink.append_many(message_id, [identities[i] for i in idx], sent_at, t_recv)
             self.delivered += len(idx)
+            local.extend(t_recv.tolist())
+        if local and cpu is not None:
+            arrivals = np.sort(np.asarray(local))
+            self._local[message_id] = _read_by(arrivals, cpu.server.free_at, cpu.per_delivery)
         return {}
 
     async def flush(self, timeout: float, *, message_id: str | None = None) -> None:
@@ -292,6 +304,9 @@ class SimMessaging:
                 )
         free = self.server.free_at
         done = (free if free > now else now) + self._flush() * factor
+        local = self._local.pop(message_id, None) if message_id is not None else None
+        if local is not None:  # the reply comes behind this process's receipts of the fan-out
+            done = max(done, local)
         self.stats["flush"].count += 1
         if done - now > timeout:
             self.stats["flush"].fail(TIMEOUT)
@@ -300,6 +315,13 @@ class SimMessaging:
                 OperationTimeoutError(f"flush did not complete within {timeout} s", backend=self.name),
             )
         await SimAwait(self.env.timeout(done - now))
+
+
+def _read_by(arrivals: np.ndarray, free: float, each: float) -> float:
+    """When one server taking ``each`` seconds per item, free from ``free``, has served items arriving at
+    the sorted ``arrivals`` (FCFS): ``max(free + n each, max_k(arrivals[k] + (n - k) each))``."""
+    n = len(arrivals)
+    return float(max(free + n * each, float(np.max(arrivals + (n - np.arange(n)) * each))))
 
 
 def _always(_identity: str) -> bool:

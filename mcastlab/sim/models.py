@@ -235,11 +235,81 @@ def fit_lognormal(samples: Sequence[float] | np.ndarray) -> LogNormal:
     return LogNormal(float(p50), float(sigma))
 
 
+LEVELS = np.linspace(0.0, 1.0, 21)  # the quantile levels of a GapTable row
+
+
+@dataclass(frozen=True)
+class GapTable:
+    """Extra seconds after an idle gap: per measured gap (seconds, ascending), its quantiles at LEVELS."""
+
+    gaps: tuple[float, ...]
+    quantiles: tuple[tuple[float, ...], ...]
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str) -> GapTable | None:
+        if d is None:
+            return None
+        if not isinstance(d, Mapping) or set(d) != {"gaps", "quantiles"}:
+            raise ConfigError(f"{path} must be a mapping with 'gaps' and 'quantiles' (mcastlab calibrate "
+                              f"writes it), got {d!r:.60}", key=path)
+        try:
+            gaps = [float(g) for g in d["gaps"]]
+            rows = [[float(v) for v in row] for row in d["quantiles"]]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: gaps and quantiles must be numbers of seconds", key=path) from None
+        bad_row = any(len(r) != len(LEVELS) or r != sorted(r) or r[0] < 0 or not np.isfinite(r).all()
+                      for r in rows)
+        if not gaps or gaps != sorted(gaps) or gaps[0] <= 0 or len(rows) != len(gaps) or bad_row:
+            raise ConfigError(f"{path}: gaps must be ascending and > 0, with one row of {len(LEVELS)} "
+                              "ascending quantiles per gap", key=path)
+        return cls(tuple(gaps), tuple(tuple(r) for r in rows))
+
+    @classmethod
+    def fit(cls, samples: Mapping[float, Any]) -> GapTable | None:
+        """From measured extras (seconds, clipped at 0) per gap."""
+        gaps = sorted(g for g, v in samples.items() if len(v))
+        if not gaps:
+            return None
+        rows = [np.quantile(np.clip(np.asarray(samples[g], float), 0.0, None), LEVELS).tolist() for g in gaps]
+        return cls(tuple(float(g) for g in gaps), tuple(tuple(float(x) for x in r) for r in rows))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gaps": list(self.gaps), "quantiles": [list(r) for r in self.quantiles]}
+
+
+class GapSampler:
+    """Draws from a GapTable (inverse CDF of the nearest gap's quantiles)."""
+
+    __slots__ = ("_buf", "_i", "_log", "_rng", "_rows", "_shortest")
+
+    def __init__(self, table: GapTable, rng: np.random.Generator) -> None:
+        self._log = np.log(np.asarray(table.gaps))
+        self._rows = [np.asarray(r) for r in table.quantiles]
+        self._shortest = table.gaps[0]
+        self._rng = rng
+        self._buf: list[float] = []
+        self._i = 0
+
+    def __call__(self, gap: float) -> float:
+        if gap <= 0:
+            return 0.0
+        i = self._i
+        if i >= len(self._buf):
+            self._buf, i = self._rng.random(4096).tolist(), 0
+        self._i = i + 1
+        k = int(np.argmin(np.abs(self._log - np.log(gap))))
+        extra = float(np.interp(self._buf[i], LEVELS, self._rows[k]))
+        return extra * gap / self._shortest if gap < self._shortest else extra
+
+
 __all__ = [
     "KINDS",
+    "LEVELS",
     "Constant",
     "Empirical",
     "Exponential",
+    "GapSampler",
+    "GapTable",
     "LogNormal",
     "Model",
     "Sampler",

@@ -36,6 +36,11 @@ class FcfsServer:
         return start
 
     @property
+    def first_free(self) -> float:
+        """When the first server is free (a request arriving later finds a server idle)."""
+        return self._free if self.servers == 1 else min(self._heap)
+
+    @property
     def free_at(self) -> float:
         """When the last queued request will have been served."""
         return self._free if self.servers == 1 else max(self._heap)

@@ -34,7 +34,7 @@ from mcastlab.sim._bind import bind_runtime, spawn_generators
 from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, ERROR, OUTAGE, REGISTRY_OPS, FaultPlan
 from mcastlab.sim.fleet import FleetTable
-from mcastlab.sim.models import Sampler
+from mcastlab.sim.models import GapSampler, Sampler
 from mcastlab.sim.queue import FcfsServer, OpStats
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ class SimRegistry:
             op: Sampler(spec.model("network", op), gens[2 * k + 1]) for k, op in enumerate(REGISTRY_OPS)
         }
         self.shards = [FcfsServer(spec.servers) for _ in range(spec.shards)]
+        self._wake = None if spec.wake is None else GapSampler(spec.wake, spawn_generators(rng, 1)[0])
         self.server = self.shards[0]
         self._timeout = spec.timeout
         self.faults = faults if faults is not None else FaultPlan((), None)
@@ -103,16 +104,19 @@ class SimRegistry:
         cpu = self.cpu
         ready = now if cpu is None else cpu.charge(now, cpu.call(op))
         server = self.server
+        arrive = ready
+        if self._wake is not None:  # a server that sat idle starts late (it wakes up): registry.wake
+            arrive += self._wake(ready - server.first_free)
         if server.servers == 1:  # FcfsServer.admit, inlined for the common single-server case
-            start = server._free if server._free > ready else ready
+            start = server._free if server._free > arrive else arrive
             server._free = start + svc
             server.busy += svc
         else:
-            start = server.admit(ready, svc)
+            start = server.admit(arrive, svc)
         c = self._counters[op]
         c.count += 1
         c.items += n
-        c.wait_s += start - ready
+        c.wait_s += start - arrive
         c.service_s += svc
         return self._finish(op, now, start + svc + net, n)
 
@@ -149,10 +153,12 @@ class SimRegistry:
         c.count += 1
         c.items += n
         last = ready
+        wake = self._wake
         for k, nk in asks:
             svc = self._service[op](nk) * factor
-            start = shards[k].admit(ready, svc)
-            c.wait_s += start - ready
+            arrive = ready if wake is None else ready + wake(ready - shards[k].first_free)
+            start = shards[k].admit(arrive, svc)
+            c.wait_s += start - arrive
             c.service_s += svc
             last = max(last, start + svc)
         return self._finish(op, now, last + self._network[op](n) * factor, n)

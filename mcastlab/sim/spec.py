@@ -7,6 +7,8 @@ Schema (every key optional; unknown keys raise ConfigError naming the key and th
       servers: 1              # a Redis is one thread: operations queue FCFS behind each other
       shards: 1               # independent servers (a Redis Cluster's masters): an identity's operations
                               # go to its shard; queries, counts and claims ask every shard at once
+      wake: null              # extra latency of a call reaching a server idle for a gap (a GapTable from
+                              # mcastlab calibrate: the server process and its CPU waking up)
       connect_timeout: 0.001  # seconds before an operation fails during an outage
       timeout: 1.0            # client timeout: a dropped request fails after this
       service:                # queued at the server, per operation kind (seconds, or a model)
@@ -60,7 +62,7 @@ from typing import Any
 from mcastlab.errors import ConfigError
 from mcastlab.sim.cpu import CpuSpec
 from mcastlab.sim.faults import REGISTRY_OPS, FaultSpec, parse_fault
-from mcastlab.sim.models import Model, parse_model
+from mcastlab.sim.models import GapTable, Model, parse_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CALIBRATION = REPO_ROOT / "data" / "calibration" / "default.json"
@@ -71,6 +73,7 @@ DEFAULT_CALIBRATION = REPO_ROOT / "data" / "calibration" / "default.json"
 REGISTRY_DEFAULTS: dict[str, Any] = {
     "servers": 1,
     "shards": 1,
+    "wake": None,
     "connect_timeout": 0.001,
     "timeout": 1.0,
     "service": {
@@ -175,6 +178,7 @@ class RegistrySpec:
     service: Mapping[str, Model]
     network: Mapping[str, Model]
     shards: int = 1
+    wake: GapTable | None = None
 
     def model(self, section: str, op: str) -> Model:
         table = self.service if section == "service" else self.network
@@ -226,6 +230,7 @@ def _registry(d: Mapping[str, Any], source: str | None) -> RegistrySpec:
         tables["service"],
         tables["network"],
         shards,
+        GapTable.from_dict(d.get("wake"), "registry.wake"),
     )
 
 
@@ -359,6 +364,7 @@ class SimSpec:
             "registry": {
                 "servers": r.servers,
                 "shards": r.shards,
+                "wake": None if r.wake is None else r.wake.to_dict(),
                 "connect_timeout": r.connect_timeout,
                 "timeout": r.timeout,
                 "service": {k: v.to_dict() for k, v in r.service.items()},

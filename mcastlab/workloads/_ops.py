@@ -230,6 +230,9 @@ class OpsMixin:
             self.rec.op("multicast", stream, -1, t, t_call, self.now(), False, _err(exc))
             return
         t_end = self.now()
+        cpu = self.cpu
+        if cpu is not None:  # sim: recording and auditing the targets is the generator's CPU work too
+            cpu.charge(self.runtime.now(), cpu.per_target * res.targeted)
         index = truth.index
         big = 1 << 30
         codes = np.fromiter((index.get(k, big) for k in res.statuses), np.int64, len(res.statuses))

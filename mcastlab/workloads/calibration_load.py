@@ -12,7 +12,7 @@ and scheduling).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,77 @@ def generator_cpu(n: int = 20_000) -> float:
     return asyncio.run(main())
 
 
+def recorder_cpu(n: int = 2000, reps: int = 20) -> float:
+    """CPU seconds the load generator spends per target of a multicast, recording its statuses and latencies
+    and auditing it against the ground truth (the work ``_ops._multicast`` does after the multicast
+    returns), fitted from two sizes so the fixed part drops out."""
+    import time
+
+    from mcastlab.filters import compile_filter
+    from mcastlab.measure.recorder import Recorder
+    from mcastlab.results import MulticastResult
+    from mcastlab.workloads.truth import Truth
+
+    truth = Truth()
+    names = [f"device-{i:06d}" for i in range(n)]
+    for name in names:
+        code = truth.add(name, {"status": "online"})
+        truth.registered_ok(code, 0.0, 1e9, truth.meta[code])
+    flt = compile_filter({"status": "online"})
+
+    def one(k: int) -> float:
+        res = MulticastResult(f"m{k}", "publish", k, k, 0, dict.fromkeys(names[:k], "delivered"),
+                              dict.fromkeys(names[:k], 1e-3), 0.0, 1e-3, 1e-3)
+        rec = Recorder()
+        t0 = time.process_time()
+        for _ in range(reps):
+            snap = truth.snapshot(flt, 0.0)
+            codes = np.fromiter((truth.index.get(x, 1 << 30) for x in res.statuses), np.int64, k)
+            audit = truth.audit(snap, 1e-3, codes)
+            rec.multicast(res, stream="s", filter_text=flt.text, t_start=0.0, origin=0.0,
+                          ident_of=truth.index, audit=audit)
+        return (time.process_time() - t0) / reps
+
+    small, big = n // 10, n
+    return max(0.0, (one(big) - one(small)) / (big - small))
+
+
+IDLE_GAPS = (0.0005, 0.002, 0.005, 0.02, 0.05)  # seconds of idleness the wake-up tables are measured at
+
+
+async def measure_idle(coord: Any, *, reps: int = 60, gaps: Sequence[float] = IDLE_GAPS) -> dict[str, Any]:
+    """What idleness costs this process (``sim/cpu.py``: the ``wake`` and ``timer`` tables), live.
+
+    ``wake[gap]``: how much longer a register takes after sleeping ``gap`` than back to back;
+    ``timer[gap]``: how late the workload scheduler (:class:`Context`) runs callbacks spaced ``gap`` apart.
+    """
+    from mcastlab.measure.recorder import Recorder
+    from mcastlab.workloads.context import Context
+
+    rt = coord.runtime
+    base = []
+    for i in range(reps):
+        t0 = rt.now()
+        await coord.register(f"idle-{i}", {"k": 1})
+        base.append(rt.now() - t0)
+    ref = float(np.median(base))
+    wake: dict[float, list[float]] = {}
+    timer: dict[float, list[float]] = {}
+    for gap in gaps:
+        for i in range(reps):
+            await rt.sleep(gap)
+            t0 = rt.now()
+            await coord.register(f"idle-{i}", {"k": 1})
+            wake.setdefault(gap, []).append(rt.now() - t0 - ref)
+        ctx = Context(coordinator=coord, seed=0, recorder=Recorder(), duration=1e9, ttl=None, agents="none")
+        lags = timer.setdefault(gap, [])
+        first = 0.02
+        for k in range(reps):
+            ctx.at(first + k * gap, lambda t, lags=lags, ctx=ctx: lags.append(ctx.now() - t))
+        await ctx.run_loop(first + reps * gap + 1.0)
+    return {"wake": wake, "timer": timer}
+
+
 def _pool_server_register(extras: dict[str, Any], weights: list[int]) -> None:
     """One server time for register, weighted over the three register phases."""
     srv = extras["server_s"]
@@ -157,4 +228,4 @@ def _pool_server_register(extras: dict[str, Any], weights: list[int]) -> None:
         srv["register"] = sum(r * w for r, w in known) / sum(w for _, w in known)
 
 
-__all__ = ["EXACT", "generator_cpu", "run_workload"]
+__all__ = ["EXACT", "IDLE_GAPS", "generator_cpu", "measure_idle", "recorder_cpu", "run_workload"]

@@ -132,6 +132,7 @@ class Context(OpsMixin):
     async def run_loop(self, end: float) -> None:
         """Run scheduled callbacks until ``end`` (the workload's duration)."""
         heap, runtime = self._heap, self.runtime
+        cpu = self.cpu if self.cpu is not None and self.cpu.models_idle else None
         pop = heapq.heappop
         n = 0
         every = self._yield_every
@@ -143,6 +144,10 @@ class Context(OpsMixin):
             if delay > 1e-9:
                 self._sleep_until = t
                 await runtime.sleep(delay)
+                if cpu is not None:  # sim: the generator wakes late from an idle sleep, as live (sim/cpu.py)
+                    late = cpu.timer_lag(runtime.now())
+                    if late > 0:
+                        await runtime.sleep(late)
                 self._sleep_until = -np.inf
                 continue
             _, _, fn, args = pop(heap)

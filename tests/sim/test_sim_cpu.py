@@ -131,3 +131,32 @@ def test_old_calibration_files_load_with_the_default_cpu_costs(tmp_path: Any) ->
     spec = SimSpec.from_dict({"calibration": str(path)})
     assert spec.cpu.per_op == CPU_DEFAULTS["per_op"]
     assert spec.cpu.call["query"] == CPU_DEFAULTS["call"]["query"]
+
+
+@pytest.mark.parametrize(("per_delivery", "per_message"), [(5e-5, 1e-6), (1e-6, 5e-5)])
+def test_a_publish_fan_out_ends_after_this_process_read_its_agents_receipts(
+        per_delivery: float, per_message: float) -> None:
+    """The server's reply to the flush comes behind the messages it delivered to this process's inboxes on
+    the same connection: a fan-out to N in-process listeners ends after max(N x server, N x agent) work."""
+    n = 200
+    spec = {**NO_SERVER,
+            "messaging": {"per_message": per_message, "flush": 1e-4, "delivery": 2e-4, "ack": 1e-5},
+            "cpu": {"call": {"default": 0.0}, "per_item": {}, "per_message": 0.0, "per_fanout": 0.0,
+                    "per_delivery": per_delivery, "per_op": 0.0, "per_target": 0.0}}
+    rt = SimPyRuntime(simpy.Environment())
+    reg, msg = make_sim_backends(spec, rng=np.random.default_rng(1))
+
+    async def body() -> float:
+        async with Coordinator(Config(), runtime=rt, registry=reg, messaging=msg) as c:
+            names = [f"d{i}" for i in range(n)]
+            for name in names:
+                await c.register(name, {"k": 1}, ttl=None)
+            boxes = [c.inbox(name) for name in names]
+            for b in boxes:
+                await b.__aenter__()
+            res = await c.multicast({"k": 1}, b"x", mode="publish")
+            return res.duration_s - res.enumerate_s
+
+    fan_out = rt.run(body())
+    slow = max(per_delivery, per_message)
+    assert fan_out == pytest.approx(n * slow + 2e-4, rel=0.1)  # the slower pipeline, then one delivery
