@@ -4,9 +4,13 @@ what orjson refuses (integers beyond 64 bits), so every value ``validate_metadat
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
 
 import orjson
+
+from mcastlab.backends._subjects import decode_token
+from mcastlab.identity import Identity
 
 
 def loads(data: bytes | str) -> Any:
@@ -25,4 +29,106 @@ def dumps(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
-__all__ = ["dumps", "loads"]
+class LazyMetadata(Mapping[str, Any]):
+    """Read-only metadata kept as the stored JSON until first read, then decoded once.
+
+    An enumerate returns every match's metadata, but a caller that only counts them, or reads a few, need
+    not pay for decoding all of them (about 1.3 us per identity with orjson, most of an enumerate's
+    client CPU). Equal to any mapping with the same items; pickles as its decoded content.
+    """
+
+    __slots__ = ("_data", "_raw")
+
+    def __init__(self, raw: bytes | str) -> None:
+        self._raw: bytes | str | None = raw
+        self._data: dict[str, Any] | None = None
+
+    def _dict(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            data = self._data = loads(self._raw)  # type: ignore[arg-type]
+            self._raw = None
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
+
+    def __eq__(self, other: object) -> bool:
+        return self._dict() == (dict(other) if isinstance(other, Mapping) else other)
+
+    __hash__ = None  # type: ignore[assignment]  # a mapping: unhashable, like dict
+
+    def __repr__(self) -> str:
+        return f"LazyMetadata({self._dict()!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_from_dict, (self._dict(),))
+
+
+class RowsView(Sequence[Identity]):
+    """The live matches of an exact-plan enumerate as a read-only sequence built when read.
+
+    ``rows`` is the server's flat reply (member, metadata JSON, registered_at, expires_at, ...); ``keep``
+    the offsets of the rows alive at the query's instant. Its length is known at once; each Identity
+    (with :class:`LazyMetadata`) is made when accessed, so an enumerate whose caller only counts or reads a
+    few matches costs little more than the reply itself. A snapshot: the reply never changes.
+    """
+
+    __slots__ = ("_keep", "_rows")
+
+    def __init__(self, rows: list[Any], keep: list[int]) -> None:
+        self._rows = rows
+        self._keep = keep
+
+    def __len__(self) -> int:
+        return len(self._keep)
+
+    def _one(self, at: int) -> Identity:
+        rows = self._rows
+        tok = rows[at].decode()
+        e = rows[at + 3]
+        return Identity(tok if "%" not in tok else decode_token(tok), LazyMetadata(rows[at + 1]),
+                        float(rows[at + 2]), float(e) if e else None)
+
+    @overload
+    def __getitem__(self, k: int) -> Identity: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[Identity]: ...
+
+    def __getitem__(self, k: int | slice) -> Identity | list[Identity]:
+        if isinstance(k, slice):
+            return [self._one(at) for at in self._keep[k]]
+        return self._one(self._keep[k])
+
+    def __iter__(self) -> Iterator[Identity]:
+        one = self._one
+        for at in self._keep:
+            yield one(at)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RowsView({list(self)!r})"
+
+
+def _from_dict(data: dict[str, Any]) -> LazyMetadata:
+    out = LazyMetadata("{}")
+    out._raw, out._data = None, data
+    return out
+
+
+__all__ = ["LazyMetadata", "RowsView", "dumps", "loads"]

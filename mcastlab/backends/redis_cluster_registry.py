@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from mcastlab.backends._json import RowsView
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger, claim_shards
 from mcastlab.backends._redis_cluster import Addr, ClusterClient
 from mcastlab.backends._redis_cluster_keys import (
@@ -262,11 +263,22 @@ class RedisClusterRegistry:
             return None
         return Identity(identity_id, MappingProxyType(json.loads(m)), float(r), exp)
 
-    async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
-        """Live identities matching ``flt``: every shard's candidates, one round trip per node."""
+    async def query(self, flt: CompiledFilter, *, now: float) -> Sequence[Identity]:
+        """Live identities matching ``flt``: every shard's candidates, one round trip per node (an exact
+        plan's matches come as a RowsView, built when read)."""
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
         replies = await self._live().many(self.keys.fetch(prog))
-        pred = None if flt.matches_all else flt.predicate
+        if flt.matches_all or (flt.exact and prog):  # every candidate matches: check deadlines only
+            flat: list[Any] = []
+            keep: list[int] = []
+            for reply in replies:
+                rows = reply if prog is None or len(prog) == 2 else reply[1]
+                base = len(flat)
+                flat.extend(rows)
+                keep.extend(base + i for i in range(0, len(rows), 4)
+                            if rows[i + 1] is not None and (not (e := rows[i + 3]) or float(e) > now))
+            return RowsView(flat, keep)
+        pred = flt.predicate
         out = []
         decode = _decoder.decode
         for reply in replies:
@@ -279,7 +291,7 @@ class RedisClusterRegistry:
                 if exp is not None and exp <= now:
                     continue
                 md = decode(m.decode())
-                if pred is not None and not pred(md):
+                if not pred(md):
                     continue
                 ident = decode_token(rows[i].decode())
                 out.append(Identity(ident, MappingProxyType(md), float(rows[i + 2]), exp))

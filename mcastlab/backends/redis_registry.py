@@ -66,12 +66,13 @@ import asyncio
 import logging
 import math
 import secrets
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from mcastlab.backends._json import dumps, loads
+from mcastlab.backends._json import RowsView, dumps, loads
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
 from mcastlab.backends._redis_keys import index_suffix, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
@@ -268,7 +269,7 @@ class RedisRegistry:
                 self._sort_ok = False  # Redis Cluster before 8 refuses SORT ... GET: read with Lua instead
         raise BackendError("query failed: Redis kept forgetting the scripts", backend=self.name)
 
-    async def _rows(self, flt: CompiledFilter, now: float) -> list[Identity]:
+    async def _rows(self, flt: CompiledFilter, now: float) -> Sequence[Identity]:
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
         try:
             rows = await self._fetch(prog)
@@ -276,8 +277,16 @@ class RedisRegistry:
             raise
         except Exception as exc:
             raise translate(exc, self.name, "query") from None
-        # an exact plan's candidates all match: no predicate to run (only deadlines to check)
+        # an exact plan's candidates all match: no predicate to run (only deadlines to check), and the
+        # identities are made when the caller reads them
         pred = None if flt.matches_all or (flt.exact and prog) else flt.predicate
+        if pred is None:
+            keep: list[int] = []
+            add = keep.append
+            for i in range(0, len(rows), 4):
+                if rows[i + 1] is not None and (not (e := rows[i + 3]) or float(e) > now):
+                    add(i)
+            return RowsView(rows, keep)
         out: list[Identity] = []
         append = out.append
         for i in range(0, len(rows), 4):
@@ -291,15 +300,16 @@ class RedisRegistry:
             else:
                 exp = None
             md = loads(m)
-            if pred is not None and not pred(md):
+            if not pred(md):
                 continue
             tok = rows[i].decode()
             append(Identity(tok if "%" not in tok else decode_token(tok), MappingProxyType(md),
                             float(rows[i + 2]), exp))
         return out
 
-    async def query(self, flt: CompiledFilter, *, now: float) -> list[Identity]:
-        """Live identities matching ``flt``: index sets narrow server-side, the predicate decides."""
+    async def query(self, flt: CompiledFilter, *, now: float) -> Sequence[Identity]:
+        """Live identities matching ``flt``: index sets narrow server-side, the predicate decides (an exact
+        plan's matches come as a :class:`RowsView`, built when read)."""
         return await self._rows(flt, now)
 
     async def _live_ids(self, flt: CompiledFilter, now: float) -> list[bytes] | None:
