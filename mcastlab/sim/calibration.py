@@ -197,7 +197,9 @@ def fit_sim(
     c_req = max(1e-7, slope("fanout_ack") - c_msg - c_del)
     flush = fan[f"{pub}_{n}"] - (max(c_pub, c_del) + c_msg) * n - c_fan
     deliveries = np.asarray(extras.get(f"delivery_publish_{n_small}") or [6.6e-4])
-    delivery = deliveries - c_pub * (n_small + 1) / 2
+    # a receipt is recorded after the messages before it went through the server and were read by this
+    # process (per_delivery each, modelled apart): on average (n + 1) / 2 of each ahead of it
+    delivery = deliveries - (c_pub + c_del) * (n_small + 1) / 2
     # an ack fan-out ends with its slowest send, max_i((i+1) c_req + delivery_i) + ack: bootstrap that max
     draws = np.random.default_rng(0).choice(np.clip(delivery, 1e-6, None), (400, n))
     slowest = float(np.median(np.max(draws + (c_req + c_msg) * np.arange(1, n + 1), axis=1)))
