@@ -135,7 +135,9 @@ def drive_live(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interrupti
     with live_backends(scn, run_id) as backends:
         drive.backends = backends
         rt = AsyncioRuntime()
-        meter = CpuMeter({"coordinator": None, **{f"{k}-server": s.pid for k, s in backends.servers.items()}})
+        meter = CpuMeter({"coordinator": None, **{f"{k}-server": s.pid for k, s in backends.servers.items()},
+                          **{f"{k}-node{i}": n.pid for k, c in backends.clusters.items()
+                             for i, n in enumerate(c.nodes)}})
 
         async def main() -> None:
             loop, task = asyncio.get_running_loop(), asyncio.current_task()

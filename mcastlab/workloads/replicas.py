@@ -95,7 +95,9 @@ def drive_replicas(scn: Scenario, *, processes: int, scheduler: str | None, prog
                      for i in range(processes)]
             futures = [client.submit(run_replica, s, workers=[addrs[s.index]], allow_other_workers=False,
                                      pure=False, key=f"replica-{s.index}-{tag}") for s in specs]
-            meter = CpuMeter({f"{k}-server": s.pid for k, s in srv.started.items()})
+            meter = CpuMeter({**{f"{k}-server": s.pid for k, s in srv.started.items()},
+                              **{f"{k}-node{i}": n.pid for k, c in srv.clusters.items()
+                                 for i, n in enumerate(c.nodes)}})
             origin = _start_together(futures, ready, origin_var, processes, stop)
             meter.start()
             timers = _outages(scn, srv.started, origin)
