@@ -80,18 +80,24 @@ def _context(scn: Scenario, coord: Coordinator, rec: Recorder, tol: float, yield
         ctx: Context = FleetContext(registry=backends.registry, messaging=backends.messaging, **kw)
     else:
         ctx = Context(**kw)
-    origin = ctx.origin
-
-    def on_event(ev: Any) -> None:
-        if type(ev) is ExpirationEvent:
-            rec.expiration(ev.identity, ev.deadline - origin, ev.t_detected - origin, ev.coordinator)
-
-    coord.add_listener(on_event)
+    record_expirations(coord, rec, ctx)
     scn.workload.setup(ctx)
     for fault in scn.faults:
         fault.setup(ctx)
     ctx.sample_population(m.population_interval)
     return ctx
+
+
+def record_expirations(coord: Coordinator, rec: Recorder, ctx: Context) -> None:
+    """Record the coordinator's expiration events, in seconds since ``ctx``'s origin (read when each
+    arrives: a replica learns its origin after it is set up)."""
+
+    def on_event(ev: Any) -> None:
+        if type(ev) is ExpirationEvent:
+            origin = ctx.origin
+            rec.expiration(ev.identity, ev.deadline - origin, ev.t_detected - origin, ev.coordinator)
+
+    coord.add_listener(on_event)
 
 
 def drive_sim(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interruption) -> Drive:

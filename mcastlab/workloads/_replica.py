@@ -19,7 +19,6 @@ from typing import Any
 
 from mcastlab.measure.recorder import Recorder
 from mcastlab.measure.resources import CpuMeter
-from mcastlab.results import ExpirationEvent
 from mcastlab.workloads._journal import JournaledTruth
 from mcastlab.workloads._partition import Partition
 
@@ -102,6 +101,7 @@ def run_replica(spec: ReplicaSpec) -> ReplicaResult:
 
     from mcastlab.coordinator import Coordinator
     from mcastlab.runtime import AsyncioRuntime
+    from mcastlab.workloads._drive import record_expirations
     from mcastlab.workloads.backends import make_slot
     from mcastlab.workloads.context import Context
     from mcastlab.workloads.scenario import load_scenario
@@ -131,13 +131,7 @@ def run_replica(spec: ReplicaSpec) -> ReplicaResult:
                       probe_interval=m.probe_interval, probe_max=m.probe_max, yield_every=64,
                       partition=part, origin=time.time() + 3600.0)
         out["ctx"], out["coord"] = ctx, coord
-
-        def on_event(ev: Any) -> None:
-            if type(ev) is ExpirationEvent:
-                origin = ctx.origin
-                rec.expiration(ev.identity, ev.deadline - origin, ev.t_detected - origin, ev.coordinator)
-
-        coord.add_listener(on_event)
+        record_expirations(coord, rec, ctx)
         scn.workload.setup(ctx)
         for fault in scn.faults:
             fault.setup(ctx)

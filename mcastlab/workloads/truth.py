@@ -229,16 +229,21 @@ class Truth:
         ``group`` (a group id of this truth, or one per code)."""
         if started:
             self.inflight[codes] -= 1
+        self._batch_lapsed(codes, t_call)
+        self.group[codes] = group
+        self.deadline[codes] = deadline
+        self.registered[codes] = True
+        self.doubt[codes] = False
+
+    def _batch_lapsed(self, codes: np.ndarray, t_call: float) -> None:
+        """Those of ``codes`` registered with a deadline before ``t_call`` lapsed: expected to expire
+        (ambiguous if an operation on them had failed meanwhile)."""
         lapsed = self.registered[codes] & (self.deadline[codes] <= t_call)
         if lapsed.any():
             doubted = lapsed & self.doubt[codes]
             self.ambiguous.update(codes[doubted].tolist())
             sure = codes[lapsed & ~doubted]
             self.expected_expiries.extend(zip(sure.tolist(), self.deadline[sure].tolist(), strict=True))
-        self.group[codes] = group
-        self.deadline[codes] = deadline
-        self.registered[codes] = True
-        self.doubt[codes] = False
 
     def batch_heartbeat(self, codes: np.ndarray, deadline: float) -> None:
         """A pipelined heartbeat of ``codes`` returned with the new deadline (no inflight count: a
@@ -250,12 +255,7 @@ class Truth:
         """A pipelined heartbeat found ``codes`` missing at ``t_call`` (expired, or lost)."""
         live = self.registered[codes] & (self.deadline[codes] > t_call) & ~self.doubt[codes]
         self.anomalies += int(live.sum())
-        lapsed = self.registered[codes] & (self.deadline[codes] <= t_call)
-        if lapsed.any():
-            doubted = lapsed & self.doubt[codes]
-            self.ambiguous.update(codes[doubted].tolist())
-            sure = codes[lapsed & ~doubted]
-            self.expected_expiries.extend(zip(sure.tolist(), self.deadline[sure].tolist(), strict=True))
+        self._batch_lapsed(codes, t_call)
         self.registered[codes] = False
         self.doubt[codes] = False
 

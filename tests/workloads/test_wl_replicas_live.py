@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,6 @@ from mcastlab.workloads import load_run, run_scenario
 from .wl_helpers import LIVE_SMALL, SCENARIOS, check_columns, check_invariants
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def urls() -> Iterator[dict[str, str]]:
-    from mcastlab import servers as srv
-    from mcastlab.errors import ServerError
-
-    try:
-        srv.find_binary("redis")
-        srv.find_binary("nats")
-    except ServerError as exc:
-        pytest.skip(str(exc))
-    with srv.servers("redis", "nats") as started:
-        yield {k: s.url for k, s in started.items()}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,6 @@ from mcastlab.workloads import run_scenario
 from .wl_helpers import LIVE_SMALL, SCENARIOS, check_columns, check_invariants
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def urls() -> Iterator[dict[str, str]]:
-    from mcastlab import servers as srv
-    from mcastlab.errors import ServerError
-
-    try:
-        srv.find_binary("redis")
-        srv.find_binary("nats")
-    except ServerError as exc:
-        pytest.skip(str(exc))
-    with srv.servers("redis", "nats") as started:
-        yield {k: s.url for k, s in started.items()}
 
 
 @pytest.fixture(scope="module", params=sorted(LIVE_SMALL))
