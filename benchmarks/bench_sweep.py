@@ -69,8 +69,8 @@ def machine_parallelism() -> float:
 
 def timed_sweep(workers: int, grid: dict[str, list[Any]], seeds: int) -> tuple[float, float, Any]:
     """(start-up s, sweep wall s, points) of one sweep on a fresh LocalCluster of ``workers`` processes."""
-    from mcastlab.sweep import sweep
     from mcastlab.dask_cluster import cluster
+    from mcastlab.sweep import sweep
 
     t0 = time.perf_counter()
     with cluster(workers=workers) as client:
