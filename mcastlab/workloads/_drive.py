@@ -156,9 +156,11 @@ def drive_live(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interrupti
             tol = 0.01 if scn.measure.tolerance is None else scn.measure.tolerance
             ctx = drive.ctx = _context(scn, coord, rec, tol, 64)
             for fault in scn.faults:
-                if isinstance(fault, Outage) and fault.target in ("registry", "messaging"):
-                    server = backends.servers.get("redis" if fault.target == "registry" else "nats")
-                    if server is not None:
+                if isinstance(fault, Outage) and fault.target != "devices":
+                    paused = fault.live_servers(backends.servers, backends.clusters)
+                    if not paused:
+                        log.warning("outage of the %s: no local server to pause (not applied)", fault.target)
+                    for server in paused:
                         ctx.at(fault.at, lambda _t, s=server: s.pause())
                         ctx.at(fault.at + fault.duration, lambda _t, s=server: s.resume())
             bar = progress_bar(scn.duration + scn.drain, f"{scn.name} [live]", progress)
@@ -182,7 +184,8 @@ def drive_live(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interrupti
                 tick.cancel()
                 bar.close()
                 ctx.stop()
-                for s in backends.servers.values():
+                nodes = [n for c in backends.clusters.values() for n in c.nodes]
+                for s in [*backends.servers.values(), *nodes]:
                     s.resume()
                 await coord.close()
 

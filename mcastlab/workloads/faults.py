@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,6 +52,17 @@ class Outage:
 
     def _end(self, t: float, ctx: Context) -> None:
         ctx.reconnect_cut(t, self.reconnect_spread, ctx.rng(f"reconnect@{self.at}"))
+
+    def live_servers(self, started: Mapping[str, Any], clusters: Mapping[str, Any]) -> list[Any]:
+        """The local server processes a live run pauses for this outage: the registry's or the messaging
+        server, or every node of its cluster (a whole-cluster outage); [] for devices or remote servers."""
+        if self.target == "devices":
+            return []
+        kind = "redis" if self.target == "registry" else "nats"
+        if kind in started:
+            return [started[kind]]
+        cluster = clusters.get(f"{kind}-cluster")
+        return list(cluster.nodes) if cluster is not None else []
 
 
 @dataclass(frozen=True, slots=True)

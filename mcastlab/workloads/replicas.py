@@ -100,7 +100,7 @@ def drive_replicas(scn: Scenario, *, processes: int, scheduler: str | None, prog
                                  for i, n in enumerate(c.nodes)}})
             origin = _start_together(futures, ready, origin_var, processes, stop)
             meter.start()
-            timers = _outages(scn, srv.started, origin)
+            timers = _outages(scn, srv, origin)
             bar = progress_bar(scn.duration + scn.drain, f"{scn.name} [live x{processes}]", progress)
             try:
                 pending = futures
@@ -117,7 +117,7 @@ def drive_replicas(scn: Scenario, *, processes: int, scheduler: str | None, prog
                 bar.close()
                 for t in timers:
                     t.cancel()
-                for s in srv.started.values():
+                for s in [*srv.started.values(), *(n for c in srv.clusters.values() for n in c.nodes)]:
                     s.resume()
                 servers_report = meter.stop()
             results, errors = _gather(client, futures)
@@ -154,20 +154,20 @@ def _start_together(futures: list[Any], ready: Any, origin_var: Any, n: int, sto
     return origin
 
 
-def _outages(scn: Scenario, started: dict[str, Any], origin: float) -> list[threading.Timer]:
+def _outages(scn: Scenario, srv: Any, origin: float) -> list[threading.Timer]:
     """The scenario's registry / messaging outages as pauses of the local servers, on the shared clock."""
     timers = []
     for fault in scn.faults:
-        if isinstance(fault, Outage) and fault.target in ("registry", "messaging"):
-            server = started.get("redis" if fault.target == "registry" else "nats")
-            if server is None:
+        if isinstance(fault, Outage) and fault.target != "devices":
+            paused = fault.live_servers(srv.started, srv.clusters)
+            if not paused:
                 log.warning("outage of the %s: no local server to pause (not applied)", fault.target)
-                continue
-            for at, action in ((fault.at, server.pause), (fault.at + fault.duration, server.resume)):
-                t = threading.Timer(max(0.0, origin + at - time.time()), action)
-                t.daemon = True
-                t.start()
-                timers.append(t)
+            for server in paused:
+                for at, action in ((fault.at, server.pause), (fault.at + fault.duration, server.resume)):
+                    t = threading.Timer(max(0.0, origin + at - time.time()), action)
+                    t.daemon = True
+                    t.start()
+                    timers.append(t)
     return timers
 
 

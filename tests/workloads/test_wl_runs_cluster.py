@@ -58,3 +58,20 @@ def test_live_run_on_a_redis_cluster_and_a_local_nats_cluster(redis_cluster_node
     mc = run.multicasts
     assert int(mc["targeted"].sum()) > 0
     assert int(mc["missed"].sum()) <= 0.02 * max(1, int(mc["expected"].sum()))
+
+
+@pytest.mark.live
+@pytest.mark.timeout(120)
+def test_a_registry_outage_on_a_local_redis_cluster_pauses_every_node() -> None:
+    """A scenario outage of the registry, when the run started a local Redis Cluster, stops every node for
+    its window (shorter than the client timeout here): calls made in it wait for the window's end, and the
+    same coordinator carries on after it."""
+    over = {**LIVE_SMALL["iot-device-management"], "duration": 10, "slots.registry": "redis-cluster",
+            "slots.messaging": "memory",
+            "faults": [{"kind": "outage", "target": "registry", "at": 3, "duration": 2}]}
+    run = run_scenario(IOT, mode="live", overrides=over, progress=False)
+    ops = run.ops[run.ops["op"].isin(["register", "heartbeat", "enumerate"])]
+    early = ops[(ops["t_call"] >= 3.2) & (ops["t_call"] < 4.0)]
+    assert len(early) > 0 and early["service_s"].min() > 5.0 - 4.0 - 0.1  # held until the nodes resumed
+    after = ops[ops["t_call"] >= 6.5]
+    assert after["ok"].mean() > 0.95 and after["service_s"].quantile(0.9) < 0.5
