@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ConfigError, preview
 from mcastlab.identity import MAX_TTL
 
 
@@ -33,8 +33,8 @@ class _ConfigMeta(type):
 def _unknown_message(unknown: list[Any], known: list[str], where: str) -> str:
     hints = []
     for k in unknown:
-        close = difflib.get_close_matches(str(k), known, n=1)
-        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        close = difflib.get_close_matches(k if isinstance(k, str) else preview(k), known, n=1)
+        hints.append(preview(k) + (f" (did you mean {close[0]!r}?)" if close else ""))
     return f"unknown config key(s){where}: {', '.join(hints)}. Known keys: {', '.join(known)}"
 
 
@@ -82,7 +82,7 @@ class Config(metaclass=_ConfigMeta):
                 raise ConfigError(f"Config.{name} must be a finite number >= 0, got {value!r}", key=name)
         if self.delivery_mode not in ("publish", "ack"):
             raise ConfigError(
-                f"Config.delivery_mode must be 'publish' or 'ack', got {self.delivery_mode!r}",
+                f"Config.delivery_mode must be 'publish' or 'ack', got {preview(self.delivery_mode)}",
                 key="delivery_mode",
             )
         if not isinstance(self.auto_sweep, bool):
@@ -105,7 +105,8 @@ class Config(metaclass=_ConfigMeta):
         known = cls.keys()
         unknown = [k for k in data if k not in known]
         if unknown:
-            raise ConfigError(_unknown_message(unknown, known, where), key=str(unknown[0]), source=source)
+            key = unknown[0] if isinstance(unknown[0], str) else preview(unknown[0])
+            raise ConfigError(_unknown_message(unknown, known, where), key=key, source=source)
         try:
             return cls(**dict(data))
         except ConfigError as exc:

@@ -17,6 +17,7 @@ from mcastlab.errors import (
     InvalidTTLError,
     PayloadTooLargeError,
     UsageError,
+    preview,
 )
 
 MAX_IDENTITY_LENGTH = 256
@@ -63,7 +64,7 @@ def validate_identity(name: object) -> str:
         return name
     if not isinstance(name, str):
         raise InvalidIdentityError(
-            f"identity must be a str, got {type(name).__name__} {name!r}; pass the name as text",
+            f"identity must be a str, got {type(name).__name__} {preview(name, 80)}; pass the name as text",
             identity=name,
         )
     if not name:
@@ -142,7 +143,7 @@ def _bad_key(key: Any, path: str) -> None:
     where = path or "top level"
     if type(key) is not str:
         raise InvalidMetadataError(
-            f"metadata key {key!r} at {where} is a {type(key).__name__}; keys must be str", path=path)
+            f"metadata key {preview(key)} at {where} is a {type(key).__name__}; keys must be str", path=path)
     raise InvalidMetadataError(f"metadata at {where} has an empty key; keys must be non-empty", path=path)
 
 
@@ -174,7 +175,7 @@ def _copy_value(value: Any, path: str, depth: int) -> tuple[Any, int]:
             size += n + 1
         return items, size
     raise InvalidMetadataError(
-        f"metadata {path!r} has a value of type {t.__name__} ({value!r:.40}); only JSON types are "
+        f"metadata {path!r} has a value of type {t.__name__} ({preview(value, 40)}); only JSON types are "
         "allowed: None, bool, int, float, str, list, dict. Convert it (e.g. str(value)) first",
         path=path,
     )
