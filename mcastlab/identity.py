@@ -184,11 +184,14 @@ def _copy_value(value: Any, path: str, depth: int) -> tuple[Any, int]:
 def validate_ttl(ttl: object, *, what: str = "ttl") -> float:
     """Return ``ttl`` as a float if it is a finite number > 0, else raise :class:`InvalidTTLError`."""
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise InvalidTTLError(f"{what} must be a number of seconds, got {type(ttl).__name__} {ttl!r}")
-    value = float(ttl)
+        raise InvalidTTLError(f"{what} must be a number of seconds, got {type(ttl).__name__} {preview(ttl)}")
+    try:
+        value = float(ttl)
+    except OverflowError:  # an int beyond the float range
+        value = -math.inf if ttl < 0 else math.inf
     if not math.isfinite(value) or value <= 0:
         raise InvalidTTLError(
-            f"{what} must be a finite number of seconds > 0, got {ttl!r}; "
+            f"{what} must be a finite number of seconds > 0, got {preview(ttl)}; "
             "use Config(default_ttl=None) for identities that never expire",
         )
     if value > MAX_TTL:

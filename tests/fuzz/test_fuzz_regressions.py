@@ -7,17 +7,20 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import simpy
 
-from mcastlab import Config
+from mcastlab import Config, Coordinator
 from mcastlab.errors import (
     ConfigError,
     FilterError,
     InvalidIdentityError,
     InvalidMetadataError,
+    InvalidTTLError,
     McastlabError,
 )
 from mcastlab.filters import F, compile_filter
-from mcastlab.identity import validate_identity, validate_metadata
+from mcastlab.identity import validate_identity, validate_metadata, validate_ttl
+from mcastlab.runtime import SimPyRuntime
 
 HUGE = 10 ** ((sys.get_int_max_str_digits() or 4300) + 10)  # too many digits for str() / repr()
 
@@ -45,3 +48,18 @@ def test_messages_about_ints_too_long_to_print(call: Callable[[], Any], error: t
     """Reporting a bad value used repr(value), which raises ValueError for an int past the digit limit."""
     with pytest.raises(error, match="digits"):
         call()
+
+
+@pytest.mark.parametrize("ttl", [2**1024, -(2**1024), HUGE, -HUGE, IntSub(2**1024)],
+                         ids=["2**1024", "-2**1024", "huge", "-huge", "subclass"])
+def test_ttl_ints_beyond_the_float_range(ttl: int) -> None:
+    """float(ttl) raised OverflowError for an int past the float range (register and heartbeat too)."""
+    with pytest.raises(InvalidTTLError, match="finite number of seconds"):
+        validate_ttl(ttl)
+    sim = SimPyRuntime(simpy.Environment())
+    c = Coordinator(runtime=sim)
+    sim.run(c.register("keep", {}))
+    for call in (lambda: c.register("keep", {"x": 1}, ttl=ttl), lambda: c.heartbeat("keep", ttl=ttl)):
+        with pytest.raises(InvalidTTLError):
+            sim.run(call())
+    assert [(i.id, dict(i.metadata)) for i in sim.run(c.enumerate())] == [("keep", {})]
