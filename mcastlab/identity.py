@@ -23,6 +23,8 @@ from mcastlab.errors import (
 MAX_IDENTITY_LENGTH = 256
 MAX_METADATA_DEPTH = 8
 MAX_TTL = 1e9  # seconds; every registry stores deadlines up to here (Redis's PEXPIRE needs a bound)
+MAX_INT_DIGITS = 640  # Python writes ints this long as text (JSON) whatever its int_max_str_digits
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 Metadata = dict[str, Any]
@@ -127,7 +129,7 @@ def _copy_dict(d: Mapping[Any, Any], path: str, depth: int) -> tuple[dict[str, A
         if t is str:
             out[key] = value
             size += len(key) + len(value) + 6
-        elif t is int or t is bool or value is None:
+        elif (t is int and -_INT_BOUND < value < _INT_BOUND) or t is bool or value is None:
             out[key] = value
             size += len(key) + 12
         elif t is float and math.isfinite(value):
@@ -152,6 +154,11 @@ def _copy_value(value: Any, path: str, depth: int) -> tuple[Any, int]:
     if t is str:
         return value, len(value) + 2
     if t is int or t is bool or value is None:
+        if t is int and not -_INT_BOUND < value < _INT_BOUND:
+            raise InvalidMetadataError(
+                f"metadata {path!r} is an integer of about {int(value.bit_length() * 0.30103) + 1} digits; "
+                f"integers in metadata have at most {MAX_INT_DIGITS} digits, so that every backend can write "
+                "them as JSON. Store it as a str", path=path)
         return value, 8
     if t is float:
         if not math.isfinite(value):

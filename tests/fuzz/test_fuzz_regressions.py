@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import simpy
 
 from mcastlab import Config, Coordinator
+from mcastlab.backends import SqliteRegistry
 from mcastlab.errors import (
     ConfigError,
     FilterError,
@@ -63,3 +65,18 @@ def test_ttl_ints_beyond_the_float_range(ttl: int) -> None:
         with pytest.raises(InvalidTTLError):
             sim.run(call())
     assert [(i.id, dict(i.metadata)) for i in sim.run(c.enumerate())] == [("keep", {})]
+
+
+def test_metadata_ints_json_cannot_write() -> None:
+    """validate_metadata accepted an int too long for json.dumps; the SQLite registry then failed with a
+    ValueError wrapped as a BackendError (a retry can only fail again) while the memory registry stored it."""
+    for md in ({"a": HUGE}, {"a": [1, -HUGE]}, {"a": {"b": 10**640}}):
+        with pytest.raises(InvalidMetadataError, match="digits"):
+            validate_metadata(md, max_bytes=10**6)
+    copy, _ = validate_metadata({"a": 10**640 - 1, "b": [-(10**640) + 1]}, max_bytes=10**6)
+    assert json.loads(json.dumps(copy)) == copy
+    sim = SimPyRuntime(simpy.Environment())
+    c = Coordinator(registry=SqliteRegistry(":memory:"), runtime=sim)
+    with pytest.raises(InvalidMetadataError):
+        sim.run(c.register("dev-1", {"big": HUGE}))
+    assert sim.run(c.count()) == 0
