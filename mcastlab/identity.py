@@ -212,7 +212,12 @@ def validate_ttl(ttl: object, *, what: str = "ttl") -> float:
 def validate_payload(payload: object, *, max_bytes: int) -> bytes:
     """A multicast payload as bytes (``str`` is UTF-8 encoded); PayloadTooLargeError beyond ``max_bytes``."""
     if isinstance(payload, str):
-        data = payload.encode()
+        try:
+            data = payload.encode()
+        except UnicodeEncodeError as exc:
+            raise UsageError(f"payload text holds {preview(payload[exc.start:exc.end], 20)} at position "
+                             f"{exc.start}, which UTF-8 cannot encode (a lone surrogate); pass bytes, or "
+                             "text read with a proper decoder") from None
     elif isinstance(payload, bytes | bytearray | memoryview):
         data = bytes(payload)
     else:

@@ -11,7 +11,7 @@ import pytest
 import simpy
 
 from mcastlab import Config, Coordinator
-from mcastlab.backends import SqliteRegistry
+from mcastlab.backends import SqliteDurability, SqliteRegistry
 from mcastlab.errors import (
     ConfigError,
     FilterError,
@@ -19,9 +19,10 @@ from mcastlab.errors import (
     InvalidMetadataError,
     InvalidTTLError,
     McastlabError,
+    UsageError,
 )
 from mcastlab.filters import F, compile_filter
-from mcastlab.identity import validate_identity, validate_metadata, validate_ttl
+from mcastlab.identity import validate_identity, validate_metadata, validate_payload, validate_ttl
 from mcastlab.runtime import SimPyRuntime
 
 HUGE = 10 ** ((sys.get_int_max_str_digits() or 4300) + 10)  # too many digits for str() / repr()
@@ -80,3 +81,17 @@ def test_metadata_ints_json_cannot_write() -> None:
     with pytest.raises(InvalidMetadataError):
         sim.run(c.register("dev-1", {"big": HUGE}))
     assert sim.run(c.count()) == 0
+
+
+def test_payload_text_with_a_lone_surrogate() -> None:
+    """str payloads were encoded unchecked: a lone surrogate raised UnicodeEncodeError, which multicast
+    reported as a BackendError; now a UsageError, before anything is sent or journaled."""
+    with pytest.raises(UsageError, match="position 2"):
+        validate_payload("ok\ud800", max_bytes=100)
+    sim = SimPyRuntime(simpy.Environment())
+    journal = SqliteDurability(":memory:")
+    c = Coordinator(registry=SqliteRegistry(":memory:"), durability=journal, runtime=sim)
+    sim.run(c.register("dev-1", {}))
+    with pytest.raises(UsageError, match="surrogate"):
+        sim.run(c.multicast(None, "\udc80"))
+    assert sim.run(journal.messages()) == []
