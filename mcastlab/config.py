@@ -77,9 +77,10 @@ class Config(metaclass=_ConfigMeta):
             _check_ttl(name, getattr(self, name), allow_none=False)
         for name in ("retry_backoff", "retry_backoff_max", "sweep_resolution"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value) \
                     or value < 0:
-                raise ConfigError(f"Config.{name} must be a finite number >= 0, got {value!r}", key=name)
+                raise ConfigError(f"Config.{name} must be a finite number >= 0, got {preview(value)}",
+                                  key=name)
         if self.delivery_mode not in ("publish", "ack"):
             raise ConfigError(
                 f"Config.delivery_mode must be 'publish' or 'ack', got {preview(self.delivery_mode)}",
@@ -136,21 +137,34 @@ class Config(metaclass=_ConfigMeta):
         return asdict(self)
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
 def _check_ttl(name: str, value: Any, *, allow_none: bool) -> None:
     if value is None and allow_none:
         return
     bad_type = isinstance(value, bool) or not isinstance(value, int | float)
-    if bad_type or not math.isfinite(value) or value <= 0:
+    if bad_type or not _finite(value) or value <= 0:
         extra = " or None for no expiry" if allow_none else ""
-        raise ConfigError(f"Config.{name} must be a finite number of seconds > 0{extra}, got {value!r}",
-                          key=name)
+        raise ConfigError(f"Config.{name} must be a finite number of seconds > 0{extra}, got "
+                          f"{preview(value)}", key=name)
+
+
+_INT_MAX = 2**63 - 1  # counts and limits reach SQL as 64-bit integers (LIMIT ?, sweep batches)
 
 
 def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"Config.{name} must be an int >= {minimum}, got {value!r}", key=name)
+        raise ConfigError(f"Config.{name} must be an int >= {minimum}, got {preview(value)}", key=name)
+    if value > _INT_MAX:
+        raise ConfigError(f"Config.{name} must be at most 2**63 - 1, the largest count every backend "
+                          f"stores, got {preview(value)}", key=name)
 
 
 __all__ = ["Config"]

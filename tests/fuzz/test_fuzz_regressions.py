@@ -95,3 +95,24 @@ def test_payload_text_with_a_lone_surrogate() -> None:
     with pytest.raises(UsageError, match="surrogate"):
         sim.run(c.multicast(None, "\udc80"))
     assert sim.run(journal.messages()) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("default_ttl", 2**1024), ("send_timeout", HUGE), ("sweep_interval", -(2**1024)),
+     ("retry_backoff", 2**1024), ("sweep_resolution", HUGE), ("max_identities", 2**63),
+     ("sweep_batch", 2**63), ("max_in_flight", HUGE), ("max_payload_bytes", 10**30)],
+    ids=["ttl", "timeout", "interval", "backoff", "resolution", "identities", "batch", "window", "payload"],
+)
+def test_config_numbers_it_cannot_use(key: str, value: int) -> None:
+    """Config raised OverflowError for ints beyond the float range (math.isfinite), and accepted counts
+    beyond 64 bits that SQLite then refused (OverflowError in LIMIT ?, surfacing as a BackendError)."""
+    with pytest.raises(ConfigError, match=f"Config.{key}") as info:
+        Config.from_dict({key: value})
+    assert info.value.key == key
+    cfg = Config(sweep_batch=2**63 - 1, max_identities=2**63 - 1)  # the largest allowed still work
+    sim = SimPyRuntime(simpy.Environment())
+    c = Coordinator(cfg, registry=SqliteRegistry(":memory:"), runtime=sim)
+    sim.run(c.register("dev-1", {}, ttl=1))
+    sim.run(c.unregister("dev-1"))
+    assert sim.run(c.sweep()) == 0
