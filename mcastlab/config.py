@@ -16,6 +16,8 @@ from typing import Any
 from mcastlab.errors import ConfigError, preview
 from mcastlab.identity import MAX_TTL
 
+MIN_SWEEP_INTERVAL = 0.001  # seconds: the sweeper wakes at least once per interval, so shorter ones spin
+
 
 class _ConfigMeta(type):
     """Makes ``Config(unknown=...)`` a ConfigError naming the key, like ``Config.from_dict``."""
@@ -75,6 +77,11 @@ class Config(metaclass=_ConfigMeta):
         _check_int("sweep_batch", self.sweep_batch, minimum=1)
         for name in ("send_timeout", "sweep_interval"):
             _check_ttl(name, getattr(self, name), allow_none=False)
+        if self.sweep_interval < MIN_SWEEP_INTERVAL:
+            raise ConfigError(f"Config.sweep_interval must be at least {MIN_SWEEP_INTERVAL} s, got "
+                              f"{self.sweep_interval!r}: the sweeper wakes up at least once per interval, "
+                              "so a shorter one busy-loops (and in virtual time barely moves the clock)",
+                              key="sweep_interval")
         for name in ("retry_backoff", "retry_backoff_max", "sweep_resolution"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value) \

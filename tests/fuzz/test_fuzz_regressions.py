@@ -116,3 +116,22 @@ def test_config_numbers_it_cannot_use(key: str, value: int) -> None:
     sim.run(c.register("dev-1", {}, ttl=1))
     sim.run(c.unregister("dev-1"))
     assert sim.run(c.sweep()) == 0
+
+
+@pytest.mark.timeout(20)
+def test_sweep_interval_too_short_to_advance_the_clock() -> None:
+    """Config(sweep_interval=1e-300) was accepted; the sweeper then slept 1e-300 s per round, which does not
+    move a clock past ~1e-284, so any wait in virtual time hung (and live, the sweeper spun a core)."""
+    for tiny in (1e-300, 1e-9, 0.0009):
+        with pytest.raises(ConfigError, match="sweep_interval must be at least 0.001") as info:
+            Config(sweep_interval=tiny)
+        assert info.value.key == "sweep_interval"
+    sim = SimPyRuntime(simpy.Environment())
+
+    async def body() -> int:
+        async with Coordinator(Config(sweep_interval=0.001), runtime=sim) as c:
+            await c.register("dev-1", {}, ttl=1)
+            await sim.sleep(2)
+            return c.expired_total
+
+    assert sim.run(body()) == 1
