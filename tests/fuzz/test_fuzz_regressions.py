@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import simpy
 
@@ -24,6 +25,7 @@ from mcastlab.errors import (
 from mcastlab.filters import F, compile_filter
 from mcastlab.identity import validate_identity, validate_metadata, validate_payload, validate_ttl
 from mcastlab.runtime import SimPyRuntime
+from mcastlab.sim import make_sim_backends
 
 HUGE = 10 ** ((sys.get_int_max_str_digits() or 4300) + 10)  # too many digits for str() / repr()
 
@@ -135,3 +137,23 @@ def test_sweep_interval_too_short_to_advance_the_clock() -> None:
             return c.expired_total
 
     assert sim.run(body()) == 1
+
+
+@pytest.mark.timeout(20)
+def test_failing_sweeps_wait_even_without_backoff_or_resolution() -> None:
+    """With retry_backoff=0 and sweep_resolution=0 a failed background sweep was retried after 0 s: while
+    the registry failed at once (a simulated outage, connect_timeout 0) virtual time stood still forever."""
+    sim = SimPyRuntime(simpy.Environment())
+    outage = {"target": "registry", "kind": "outage", "start": 1, "duration": 5}
+    reg, msg = make_sim_backends({"registry": {"connect_timeout": 0}, "faults": [outage]},
+                                 rng=np.random.default_rng(1))
+    cfg = Config(retry_backoff=0, sweep_resolution=0, sweep_interval=0.5)
+
+    async def body() -> tuple[int, int]:
+        async with Coordinator(cfg, registry=reg, messaging=msg, runtime=sim) as c:
+            await c.register("dev-1", {}, ttl=2)
+            await sim.sleep(10)
+            return c.sweep_errors, c.expired_total
+
+    errors, expired = sim.run(body())
+    assert 0 < errors <= 5 / 0.5 + 1 and expired == 1  # one retry per interval, and the expiry after it
