@@ -136,6 +136,9 @@ class Config(metaclass=_ConfigMeta):
             raise ConfigError(f"config file {p} cannot be read as YAML text: {exc}", source=str(p)) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {p} is not valid YAML: {exc}", source=str(p)) from None
+        except ValueError as exc:  # a scalar YAML cannot convert: an int too long, an impossible date
+            raise ConfigError(f"config file {p} holds a value YAML cannot convert: {exc}", source=str(p)) \
+                from None
         if isinstance(data, Mapping) and "config" in data and isinstance(data["config"], Mapping):
             data = data["config"]
         return cls.from_dict(data or {}, source=str(p))

@@ -204,6 +204,10 @@ def load_scenario(
                 f"{p}: cannot be read as a YAML text file ({exc}). Fix: pass a scenario .yaml file",
                 source=source,
             ) from None
+        except ValueError as exc:  # a scalar YAML cannot convert: an int too long, an impossible date
+            raise ScenarioError(
+                f"{p}: holds a value YAML cannot convert ({exc}). Fix: correct that value", source=source
+            ) from None
         if not isinstance(data, dict):
             fail(
                 source,

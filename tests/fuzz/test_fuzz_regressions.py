@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,14 @@ from mcastlab.errors import (
     InvalidMetadataError,
     InvalidTTLError,
     McastlabError,
+    ScenarioError,
     UsageError,
 )
 from mcastlab.filters import F, compile_filter
 from mcastlab.identity import validate_identity, validate_metadata, validate_payload, validate_ttl
 from mcastlab.runtime import SimPyRuntime
 from mcastlab.sim import make_sim_backends
+from mcastlab.workloads import load_scenario
 
 HUGE = 10 ** ((sys.get_int_max_str_digits() or 4300) + 10)  # too many digits for str() / repr()
 
@@ -157,3 +160,16 @@ def test_failing_sweeps_wait_even_without_backoff_or_resolution() -> None:
 
     errors, expired = sim.run(body())
     assert 0 < errors <= 5 / 0.5 + 1 and expired == 1  # one retry per interval, and the expiry after it
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "2001-13-14"], ids=["long-int", "bad-date"])
+def test_yaml_values_yaml_cannot_convert(tmp_path: Path, value: str) -> None:
+    """yaml.safe_load raises ValueError (not YAMLError) for an int past Python's digit limit or an
+    impossible date; Config.from_yaml and load_scenario let it escape."""
+    p = tmp_path / "x.yaml"
+    p.write_text(f"pattern: multicast-registry\nseed: {value}\n")
+    with pytest.raises(ScenarioError, match="YAML cannot convert.*Fix"):
+        load_scenario(p)
+    p.write_text(f"default_ttl: {value}\n")
+    with pytest.raises(ConfigError, match="YAML cannot convert"):
+        Config.from_yaml(p)
