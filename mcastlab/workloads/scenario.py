@@ -37,7 +37,7 @@ from typing import Any, Literal
 import yaml
 
 from mcastlab.config import Config
-from mcastlab.errors import McastlabError, ScenarioError
+from mcastlab.errors import McastlabError, ScenarioError, preview
 from mcastlab.filters import compile_filter
 from mcastlab.measure.targets import SPEC_TARGETS, TargetSpec
 from mcastlab.workloads._schema import fail, parse, spec
@@ -132,6 +132,9 @@ class Scenario:
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for ``path`` "a.b.c" (numeric parts index lists)."""
+    if not isinstance(path, str):
+        raise ScenarioError(f"--set {preview(path)}: an override key must be a dotted path in a str. "
+                            "Fix: write it as text, e.g. 'workload.devices'", key=preview(path))
     parts = path.split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -215,6 +218,10 @@ def load_scenario(
                 f"expected a mapping at the top, got {type(data).__name__}",
                 "start the file with 'pattern: multicast-registry' and the other keys",
             )
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ScenarioError(f"overrides must be a mapping of dotted keys to values, got "
+                            f"{type(overrides).__name__}. Fix: pass e.g. {{'workload.devices': 100}}",
+                            key="overrides")
     for k, v in (overrides or {}).items():
         set_path(data, k, v)
     for k in ("source", "raw"):

@@ -1,8 +1,9 @@
 """Properties of scenario loading and of tiny simulated runs.
 
-``load_scenario(dict, overrides)`` returns a :class:`Scenario` or raises a :class:`ScenarioError` that
-names a key (``exc.key``; the top level is ``""`` and says so in the message); a scenario that loads
-loads again from its own ``raw``. A bounded scenario that loads runs in sim mode (``progress=False``)
+``load_scenario(dict, overrides)`` (or a YAML file) returns a :class:`Scenario` or raises a
+:class:`ScenarioError` that names a key (``exc.key``; the top level is ``""`` and says so in the
+message; a file that is not YAML at all names the file) and gives a fix; a scenario that loads loads
+again from its own ``raw``. A bounded scenario that loads runs in sim mode (``progress=False``)
 to completion or raises a McastlabError other than :class:`RunFailedError`: that one means "the run
 stopped on an unexpected error" (a bug its catch-all kept from losing the measurements), and simulated
 backends never fail a run that way.
@@ -10,7 +11,9 @@ backends never fail a run that way.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -21,30 +24,45 @@ from mcastlab.workloads.runner import RunFailedError
 from mcastlab.workloads.scenario import Scenario
 
 from .oracle import PropertyError, call, safe_repr
-from .scenario_strategies import scenario_inputs
+from .scenario_strategies import scenario_inputs, scenario_texts
 
 RUN_WALL_LIMIT_S = 5.0  # a bounded run taking longer than this is reported: the clamp missed something
 
 
-def load_cases() -> st.SearchStrategy[tuple[dict[str, Any], dict[Any, Any]]]:
-    return scenario_inputs()
+def load_cases() -> st.SearchStrategy[tuple[Any, dict[Any, Any]]]:
+    """Mutated scenario dicts with overrides, and (a quarter) YAML files: ``(("yaml", text), {})``."""
+    files = scenario_texts().map(lambda text: (("yaml", text), {}))
+    return st.one_of(scenario_inputs(), scenario_inputs(), scenario_inputs(), files)
 
 
 def run_cases() -> st.SearchStrategy[tuple[dict[str, Any], dict[Any, Any]]]:
     return scenario_inputs(bounded=True)
 
 
-def _load(case: tuple[dict[str, Any], dict[Any, Any]]) -> tuple[bool, Any, str]:
+def _load_file(text: str) -> Scenario:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzzed.yaml"
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        return load_scenario(path)
+
+
+def _load(case: tuple[Any, dict[Any, Any]]) -> tuple[bool, Any, str]:
     data, overrides = case
-    what = (
-        f"load_scenario(<{safe_repr(data.get('name'), 40)} mutated>, overrides={safe_repr(overrides, 200)})"
-    )
-    ok, out = call(lambda: load_scenario(data, overrides), what)
+    if isinstance(data, tuple):
+        what = f"load_scenario(<a file holding {safe_repr(data[1], 300)}>)"
+        ok, out = call(lambda: _load_file(data[1]), what)
+    else:
+        name = safe_repr(data.get("name"), 40)
+        what = f"load_scenario(<{name} mutated>, overrides={safe_repr(overrides, 200)})"
+        ok, out = call(lambda: load_scenario(data, overrides), what)
     if not ok:
         if not isinstance(out, ScenarioError):
             raise PropertyError(f"{what} raised {type(out).__name__}, not a ScenarioError: {out}")
-        if out.key is None or (out.key == "" and "(top level)" not in str(out)):
+        file_level = isinstance(data, tuple) and out.source is not None  # unreadable or not YAML at all
+        if (out.key is None and not file_level) or (out.key == "" and "(top level)" not in str(out)):
             raise PropertyError(f"{what}: the ScenarioError names no key: {out}")
+        if "Fix" not in str(out):
+            raise PropertyError(f"{what}: the ScenarioError gives no fix: {out}")
         return False, out, what
     assert isinstance(out, Scenario), f"{what} returned {type(out).__name__}"
     again_ok, again = call(lambda: load_scenario(out.raw), f"reloading the raw of {what}")

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
+from .oracle import safe_repr
 from .strategies import HUGE, Opaque, odd_text, pick
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -63,7 +64,7 @@ def _retype(value: Any) -> Any:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int | float):
-        return str(value)
+        return safe_repr(value, 10_000)
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
@@ -264,14 +265,38 @@ def _override_keys(data: dict[str, Any]) -> st.SearchStrategy[Any]:
 @st.composite
 def scenario_inputs(draw: st.DrawFn, *, bounded: bool = False) -> tuple[dict[str, Any], dict[Any, Any]]:
     """``(scenario dict, overrides)`` for ``load_scenario``; ``bounded`` ones are cheap to run."""
-    values = st.sampled_from(BOUNDED) if bounded else st.one_of(pick(EXTREME), odd_text(6))
+    values = pick(BOUNDED) if bounded else st.one_of(pick(EXTREME), odd_text(6))
     data = draw(_mutated(values, (0, 0, 1, 1, 2) if bounded else (0, 1, 2, 3, 4, 5)))
     overrides: dict[Any, Any] = draw(
         st.dictionaries(_override_keys(data), values, max_size=1 if bounded else 3)
     )
     if bounded:
         overrides.update(_clamp(data, draw(st.floats(1.0, 15.0)), draw(st.integers(1, 20))))
+    elif draw(st.integers(0, 40)) == 0:  # not a mapping at all
+        return data, draw(st.sampled_from(([("duration", 5)], "duration=5", 5, ("mode",))))
     return data, overrides
+
+
+_YAML_SNIPPETS = (
+    "9" * 5000, "2001-13-14", "2001-02-30 25:61:61", "!!binary ?", "!!python/object:os.system", "\t",
+    "{", "[", "&a x", "*nope", "? ", "- ", ": :", "\x00", "\ud800", "\udcff", "%TAG ! x", "---\n", "...\n",
+    "'", '"', "\n  bad_indent: 1\n", "<<: *a", "=", "~", ".nan", "-.inf", "0x1F", "0o17", "1_000", "+1",
+)
+
+
+@st.composite
+def scenario_texts(draw: st.DrawFn) -> str:
+    """YAML text of a mutated scenario with snippets spliced in (numbers too long for int(), impossible
+    dates, unknown tags, broken syntax, NUL and lone surrogates)."""
+    data = draw(_mutated(st.one_of(pick(EXTREME), odd_text(6)), (0, 1, 2)))
+    try:
+        text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    except Exception:  # not representable (objects, ints too long to print): keep the shipped text
+        text = yaml.safe_dump(SHIPPED[draw(st.sampled_from(sorted(SHIPPED)))], sort_keys=False)
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(_YAML_SNIPPETS)) + text[at:]
+    return text
 
 
 def _clamp(data: dict[str, Any], duration: float, size: int) -> dict[str, Any]:
@@ -289,4 +314,4 @@ def _clamp(data: dict[str, Any], duration: float, size: int) -> dict[str, Any]:
     return out
 
 
-__all__ = ["SHIPPED", "scenario_inputs"]
+__all__ = ["SHIPPED", "scenario_inputs", "scenario_texts"]

@@ -9,6 +9,7 @@ dicts are in :mod:`.scenario_strategies`.
 
 from __future__ import annotations
 
+import copy
 import enum
 import fractions
 import math
@@ -68,8 +69,9 @@ HUGE = Deferred(HUGE_INT)
 
 
 def pick(values: tuple[Any, ...]) -> st.SearchStrategy[Any]:
-    """``sampled_from(values)`` where :class:`Deferred` entries become their values."""
-    return st.sampled_from(values).map(lambda v: v.value if isinstance(v, Deferred) else v)
+    """``sampled_from(values)`` where :class:`Deferred` entries become their values, and every value is a
+    fresh copy (code under test may mutate what it is given; a shared pool entry must not change)."""
+    return st.sampled_from(values).map(lambda v: v.value if isinstance(v, Deferred) else copy.deepcopy(v))
 
 
 BIG_INTS = (2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**30, 2**1024, HUGE)

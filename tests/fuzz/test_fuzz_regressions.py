@@ -33,6 +33,10 @@ from mcastlab.workloads import load_scenario
 HUGE = 10 ** ((sys.get_int_max_str_digits() or 4300) + 10)  # too many digits for str() / repr()
 
 
+SMALL = {"pattern": "multicast-registry", "workload": {"kind": "loadtest"},
+         "slots": {"registry": "memory", "messaging": "memory"}}
+
+
 class IntSub(int):
     pass
 
@@ -173,3 +177,14 @@ def test_yaml_values_yaml_cannot_convert(tmp_path: Path, value: str) -> None:
     p.write_text(f"default_ttl: {value}\n")
     with pytest.raises(ConfigError, match="YAML cannot convert"):
         Config.from_yaml(p)
+
+
+@pytest.mark.parametrize(
+    "overrides", [{1: 5}, {None: 5}, {b"duration": 5}, {("a",): 5}, ["duration=5"], "mode"],
+    ids=["int-key", "none-key", "bytes-key", "tuple-key", "list", "str"])
+def test_scenario_overrides_of_the_wrong_shape(overrides: Any) -> None:
+    """load_scenario(data, overrides) split override keys with str methods (AttributeError / TypeError for
+    other keys) and iterated overrides.items() (AttributeError for a list)."""
+    assert load_scenario(SMALL).workload.kind == "loadtest"
+    with pytest.raises(ScenarioError, match="Fix"):
+        load_scenario(SMALL, overrides)
