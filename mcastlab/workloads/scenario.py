@@ -140,7 +140,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not (part.isascii() and part.isdigit()) or int(part) >= len(node):  # not '²': int() refuses it
                 raise ScenarioError(
                     f"--set {path}: {'.'.join(parts[:i]) or '(top)'} is a list of {len(node)}; "
                     f"'{part}' is not an index in it. Fix: use 0..{len(node) - 1}",

@@ -188,3 +188,13 @@ def test_scenario_overrides_of_the_wrong_shape(overrides: Any) -> None:
     assert load_scenario(SMALL).workload.kind == "loadtest"
     with pytest.raises(ScenarioError, match="Fix"):
         load_scenario(SMALL, overrides)
+
+
+@pytest.mark.parametrize("index", ["²", "¹", "٣"])
+def test_override_list_index_with_a_non_ascii_digit(index: str) -> None:
+    """set_path took str.isdigit() for 'an index', but '²'.isdigit() is True and int('²') a ValueError."""
+    data = {**SMALL, "faults": [{"kind": "outage", "at": 1, "duration": 1}]}
+    with pytest.raises(ScenarioError, match="is not an index") as info:
+        load_scenario(data, {f"faults.{index}.at": 2})
+    assert info.value.key == f"faults.{index}.at"
+    assert load_scenario(data, {"faults.0.at": 2}).faults[0].at == 2
