@@ -71,7 +71,7 @@ def _parse_slots(value: Any, *, key: str, source: str) -> dict[str, Slot]:
                 )
         else:
             backend = v
-        if backend not in known:
+        if not isinstance(backend, str) or backend not in known:  # a list or dict is not even hashable
             fail(source, sub, f"unknown {slot} backend {backend!r}", f"use one of {', '.join(known)}")
         allowed = (*known[backend], "options")
         for k in opts:
@@ -123,7 +123,7 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
         if k not in allowed:
             fail(source, join(key, k), "unknown key", f"use {', '.join(allowed)}")
     metric = d.get("metric")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         fail(source, join(key, "metric"), f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
     op = d.get("op")
     if op is not None and op not in OP_NAMES:

@@ -198,3 +198,20 @@ def test_override_list_index_with_a_non_ascii_digit(index: str) -> None:
         load_scenario(data, {f"faults.{index}.at": 2})
     assert info.value.key == f"faults.{index}.at"
     assert load_scenario(data, {"faults.0.at": 2}).faults[0].at == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [({"slots.registry": [1, 2]}, "slots.registry"),
+     ({"slots.messaging": {"backend": ["nats"]}}, "slots.messaging"),
+     ({"workload.kind": ["loadtest"]}, "workload.kind"),
+     ({"faults": [{"kind": {"outage": 1}}]}, "faults.0.kind"),
+     ({"targets": [{"metric": ["latency"], "below": 1}]}, "targets.0.metric")],
+    ids=["slot", "slot-backend", "workload-kind", "fault-kind", "target-metric"],
+)
+def test_unhashable_names_in_a_scenario(override: dict[str, Any], key: str) -> None:
+    """Backend, workload-kind, fault-kind and metric names were looked up in dicts unchecked: a list or a
+    mapping in their place raised TypeError (unhashable type)."""
+    with pytest.raises(ScenarioError, match="Fix") as info:
+        load_scenario(SMALL, override)
+    assert info.value.key == key
