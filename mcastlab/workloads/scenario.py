@@ -40,7 +40,7 @@ from mcastlab.config import Config
 from mcastlab.errors import McastlabError, ScenarioError, preview
 from mcastlab.filters import compile_filter
 from mcastlab.measure.targets import SPEC_TARGETS, TargetSpec
-from mcastlab.workloads._schema import fail, parse, spec
+from mcastlab.workloads._schema import fail, join, parse, spec
 from mcastlab.workloads._sections import (
     BACKENDS,
     Slot,
@@ -224,6 +224,7 @@ def load_scenario(
                             key="overrides")
     for k, v in (overrides or {}).items():
         set_path(data, k, v)
+    _check_ints(data, "", source, set())
     for k in ("source", "raw"):
         if k in data:
             fail(source, k, "is set by the loader", f"remove '{k}'")
@@ -242,6 +243,23 @@ def load_scenario(
         object.__setattr__(scn, "config", dataclasses.replace(scn.config, max_identities=limit))
     object.__setattr__(scn, "raw", data)
     return scn
+
+
+def _check_ints(node: Any, key: str, source: str, seen: set[int]) -> None:
+    """Refuse ints outside the signed 64-bit range anywhere in the scenario: converted to float they
+    overflow, numpy cannot take them, and past 4300 digits even their error messages fail."""
+    if isinstance(node, int):
+        if not -(2**63) <= node < 2**63:
+            fail(source, key, f"the integer {preview(node)} is outside the signed 64-bit range",
+                 "use a number between -2**63 and 2**63 - 1")
+        return
+    if not isinstance(node, Mapping | list | tuple) or id(node) in seen:  # YAML anchors can make cycles
+        return
+    seen.add(id(node))
+    for k, v in node.items() if isinstance(node, Mapping) else enumerate(node):
+        sub = join(key, k if isinstance(k, str) else preview(k))
+        _check_ints(k, sub, source, seen)
+        _check_ints(v, sub, source, seen)
 
 
 def auto_max_identities(scn: Scenario) -> int:

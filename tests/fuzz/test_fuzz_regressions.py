@@ -215,3 +215,17 @@ def test_unhashable_names_in_a_scenario(override: dict[str, Any], key: str) -> N
     with pytest.raises(ScenarioError, match="Fix") as info:
         load_scenario(SMALL, override)
     assert info.value.key == key
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"duration": 2**1024}, {"workload.rate": HUGE}, {"seed": 2**64}, {"reference": {"figures": [1, -HUGE]}},
+     {"reference": {HUGE: 1}}],
+    ids=["float-field", "huge", "seed", "nested", "key"],
+)
+def test_scenario_ints_beyond_64_bits(override: dict[str, Any]) -> None:
+    """A scenario number beyond the float range raised OverflowError in the schema's float(value), and
+    past 4300 digits the error message about it raised ValueError."""
+    with pytest.raises(ScenarioError, match="signed 64-bit range.*Fix"):
+        load_scenario(SMALL, override)
+
