@@ -224,7 +224,7 @@ def load_scenario(
                             key="overrides")
     for k, v in (overrides or {}).items():
         set_path(data, k, v)
-    _check_ints(data, "", source, set())
+    _check_values(data, "", source, set())
     for k in ("source", "raw"):
         if k in data:
             fail(source, k, "is set by the loader", f"remove '{k}'")
@@ -245,21 +245,26 @@ def load_scenario(
     return scn
 
 
-def _check_ints(node: Any, key: str, source: str, seen: set[int]) -> None:
-    """Refuse ints outside the signed 64-bit range anywhere in the scenario: converted to float they
-    overflow, numpy cannot take them, and past 4300 digits even their error messages fail."""
+def _check_values(node: Any, key: str, source: str, above: set[int]) -> None:
+    """Refuse ints outside the signed 64-bit range anywhere in the scenario (converted to float they
+    overflow; past 4300 digits even their error messages fail) and values that contain themselves (YAML
+    anchors can build them; a run could never write them into its manifest)."""
     if isinstance(node, int):
         if not -(2**63) <= node < 2**63:
             fail(source, key, f"the integer {preview(node)} is outside the signed 64-bit range",
                  "use a number between -2**63 and 2**63 - 1")
         return
-    if not isinstance(node, Mapping | list | tuple) or id(node) in seen:  # YAML anchors can make cycles
+    if not isinstance(node, Mapping | list | tuple):
         return
-    seen.add(id(node))
+    if id(node) in above:
+        fail(source, key, "contains itself (a YAML alias inside its own anchor)",
+             "write the value out instead of referring back to it")
+    above.add(id(node))
     for k, v in node.items() if isinstance(node, Mapping) else enumerate(node):
         sub = join(key, k if isinstance(k, str) else preview(k))
-        _check_ints(k, sub, source, seen)
-        _check_ints(v, sub, source, seen)
+        _check_values(k, sub, source, above)
+        _check_values(v, sub, source, above)
+    above.discard(id(node))
 
 
 def auto_max_identities(scn: Scenario) -> int:

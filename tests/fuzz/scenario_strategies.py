@@ -28,15 +28,24 @@ SHIPPED: dict[str, dict[str, Any]] = {
     p.stem: yaml.safe_load(p.read_text()) for p in sorted(SCENARIOS.glob("*.yaml"))
 }
 
+
+def _loop() -> list[Any]:
+    """A list that holds itself (YAML anchors can build one: ``&r [1, *r]``)."""
+    out: list[Any] = [1]
+    out.append(out)
+    return out
+
+
 EXTREME: tuple[Any, ...] = (
     0, -1, 1, 0.5, 1e-9, 1e9, 1e308, -1e308, math.nan, math.inf, -math.inf, 2**63, 2**64, 10**30, HUGE, True,
     False, None, "", "x", "auto", "all", "none", "sim", "live", "publish", "ack", "redis", "memory", "nats",
     "sqlite", "default", "²", "1e3", "p99", "p²", "p", "p-1", "p1e3", "1.2.3", "\x00", "\ud800", [], {},
     [1, 2], [0, "x"], {"kind": "outage"}, {"rate": 1}, {"backend": "redis"}, Opaque(), b"x", (1, 2),
+    _loop(),
 )
 BOUNDED: tuple[Any, ...] = (
     0, -1, 1, 2, 0.5, 5, 10, True, None, "", "x", "auto", "all", "none", [], {}, [1, 2], "²", "p99", "p²",
-    "publish", "ack", "memory",
+    "publish", "ack", "memory", _loop(),
 )
 TYPO_KEYS = (
     "devcies", "ttl ", "Duration", "warmup_s", "heartbeats", "kind_", "rate_", "backend ", "1", "²", "",
@@ -44,13 +53,16 @@ TYPO_KEYS = (
 )
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path into ``node`` (keys of mappings, indexes of lists), parents before children."""
+def _paths(node: Any, prefix: tuple[Any, ...] = (), above: frozenset[int] = frozenset()) -> list[Any]:
+    """Every path into ``node`` (keys of mappings, indexes of lists), parents before children; a container
+    that holds itself is entered once."""
     out: list[tuple[Any, ...]] = []
+    if id(node) in above:
+        return out
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for k, v in items:
         out.append((*prefix, k))
-        out.extend(_paths(v, (*prefix, k)))
+        out.extend(_paths(v, (*prefix, k), above | {id(node)}))
     return out
 
 
@@ -184,6 +196,7 @@ def _sections(values: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[str, An
         st.tuples(st.just("faults"), st.lists(fault, max_size=3)),
         st.tuples(st.just("targets"), st.lists(target, max_size=3)),
         st.tuples(st.just("sim"), sim),
+        st.tuples(st.just("reference"), st.dictionaries(st.sampled_from(("source", "loop", "ops")), values)),
         st.tuples(
             st.just("measure"),
             st.dictionaries(
@@ -270,6 +283,8 @@ def scenario_inputs(draw: st.DrawFn, *, bounded: bool = False) -> tuple[dict[str
     overrides: dict[Any, Any] = draw(
         st.dictionaries(_override_keys(data), values, max_size=1 if bounded else 3)
     )
+    if draw(st.integers(0, 15)) == 0:  # what YAML anchors can build: a value that holds itself
+        data["reference"] = {"loop": _loop()}
     if bounded:
         overrides.update(_clamp(data, draw(st.floats(1.0, 15.0)), draw(st.integers(1, 20))))
     elif draw(st.integers(0, 40)) == 0:  # not a mapping at all

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import simpy
+import yaml
 
 from mcastlab import Config, Coordinator
 from mcastlab.backends import SqliteDurability, SqliteRegistry
@@ -229,3 +230,17 @@ def test_scenario_ints_beyond_64_bits(override: dict[str, Any]) -> None:
     with pytest.raises(ScenarioError, match="signed 64-bit range.*Fix"):
         load_scenario(SMALL, override)
 
+
+
+def test_scenario_value_that_contains_itself(tmp_path: Path) -> None:
+    """YAML anchors can build a list holding itself; such a scenario loaded, and run_scenario then died
+    of RecursionError writing its manifest. Now refused at load, naming the key; shared (not cyclic)
+    anchors still load."""
+    p = tmp_path / "x.yaml"
+    head = yaml.safe_dump(SMALL)
+    p.write_text(head + "reference: {loop: &r [1, *r]}\n")
+    with pytest.raises(ScenarioError, match="contains itself.*Fix") as info:
+        load_scenario(p)
+    assert info.value.key == "reference.loop.1"
+    p.write_text(head + "reference: {a: &s [1, 2], b: *s}\n")
+    assert load_scenario(p).reference == {"a": [1, 2], "b": [1, 2]}
