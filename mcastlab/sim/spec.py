@@ -263,6 +263,11 @@ def load_calibration_sim(ref: str | Path, source: str | None = None) -> dict[str
         raise ConfigError(
             f"calibration file {p} is not valid JSON: {exc}", key="calibration", source=source
         ) from None
+    except (OSError, ValueError) as exc:  # a directory, unreadable, not UTF-8, an int json cannot convert
+        raise ConfigError(
+            f"calibration file {p} cannot be read: {exc}; pass a calibration .json file or 'default'",
+            key="calibration", source=source,
+        ) from None
     sim = data.get("sim") if isinstance(data, Mapping) else None
     if not isinstance(sim, Mapping):
         raise ConfigError(

@@ -28,7 +28,7 @@ from mcastlab.errors import (
 from mcastlab.filters import F, compile_filter
 from mcastlab.identity import validate_identity, validate_metadata, validate_payload, validate_ttl
 from mcastlab.runtime import SimPyRuntime
-from mcastlab.sim import make_sim_backends
+from mcastlab.sim import SimSpec, make_sim_backends
 from mcastlab.workloads import load_scenario
 
 HUGE = 10 ** ((sys.get_int_max_str_digits() or 4300) + 10)  # too many digits for str() / repr()
@@ -244,3 +244,18 @@ def test_scenario_value_that_contains_itself(tmp_path: Path) -> None:
     assert info.value.key == "reference.loop.1"
     p.write_text(head + "reference: {a: &s [1, 2], b: *s}\n")
     assert load_scenario(p).reference == {"a": [1, 2], "b": [1, 2]}
+
+
+@pytest.mark.parametrize("where", ["", "dir", "binary", "long-int"])
+def test_sim_calibration_that_cannot_be_read(tmp_path: Path, where: str) -> None:
+    """sim.calibration caught only a missing file and bad JSON: '' (resolved to '.', a directory), a
+    directory, a file that is not UTF-8 or holds an int json.loads refuses escaped as OSError/ValueError."""
+    path = {"": "", "dir": str(tmp_path), "binary": str(tmp_path / "b.json"),
+            "long-int": str(tmp_path / "n.json")}[where]
+    (tmp_path / "b.json").write_bytes(b"\xff\xfe{")
+    (tmp_path / "n.json").write_text('{"sim": {"registry": {"servers": ' + "9" * 5000 + "}}}")
+    with pytest.raises(ConfigError, match="cannot be read") as info:
+        SimSpec.from_dict({"calibration": path})
+    assert info.value.key == "calibration"
+    with pytest.raises(ScenarioError, match="sim.calibration"):
+        load_scenario(SMALL, {"sim": {"calibration": path}})
