@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcastlab._guard import Guard
 from mcastlab.backends.base import DELIVERED, Durability, Message, Messaging
-from mcastlab.errors import UnsupportedError, UsageError
+from mcastlab.errors import UnsupportedError, UsageError, preview
 from mcastlab.identity import validate_identity
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class IdentitySide:
         listed = isinstance(ids, list | tuple | set | frozenset)
         if not listed or not all(isinstance(m, str) and m for m in ids):
             raise UsageError(f"message_ids must be a message id (Message.id) or a list of them, "
-                             f"got {message_ids!r:.80}")
+                             f"got {preview(message_ids, 80)}")
         await self._ready()
         with Guard(self, "ack", self.runtime.now(), identity):
             for mid in ids:

@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from mcastlab import Config
-from mcastlab.filters import F, Filter, Not, Version, compile_filter
+from mcastlab.filters import And, Compare, F, Filter, In, Not, Or, Version, compile_filter
 from mcastlab.filters import strategies as fst
 
 # ----------------------------------------------------------------------------- odd values
@@ -132,7 +132,7 @@ def odd_values() -> st.SearchStrategy[Any]:
     return st.one_of(
         st.sampled_from(SPECIAL_FLOATS),
         pick(BIG_INTS),
-        pick((HUGE,)),
+        pick((HUGE, HUGE, Deferred(-HUGE_INT))),
         pick(WEIRD_OBJECTS),
         st.sampled_from((True, False, 0, 1, None, "", "x" * 70_000)),
         odd_text(),
@@ -258,7 +258,8 @@ def filter_dicts() -> st.SearchStrategy[Any]:
 
 
 def filter_nodes() -> st.SearchStrategy[Any]:
-    """Filters built in Python (F(...) and node constructors) from fuzzed pieces; may raise while built."""
+    """Filters built in Python from fuzzed pieces: ``(name, method, arg)`` for ``F(name).method(arg)``, or
+    a node constructor / operator fed ``arg`` where it expects an operator, a list, a flag or a filter."""
     names = st.one_of(
         fst.field_names(),
         st.sampled_from(("", "`", "a..b", " ", "a.``")),
@@ -269,17 +270,26 @@ def filter_nodes() -> st.SearchStrategy[Any]:
     ops = st.sampled_from(
         (
             "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "isin", "notin", "startswith",
-            "contains", "exists", "missing",
+            "contains", "exists", "missing", "Compare.op", "In.values", "In.negated", "Not", "And", "Or",
+            "&", "|",
         )
     )
-    return st.tuples(names, ops, st.one_of(values, st.lists(values, max_size=3), st.just(iter([1, 2]))))
+    once = st.just(None).map(lambda _: iter([1, 2]))  # a one-shot iterable, fresh per example
+    return st.tuples(names, ops, st.one_of(values, st.lists(values, max_size=3), once))
 
 
 def build_node(spec: tuple[Any, str, Any]) -> Filter:
     """Build the filter ``filter_nodes`` describes (raises FilterError for a bad piece)."""
     name, op, arg = spec
-    fld = F(name)
-    method = getattr(fld, op)
+    leaf = F("a") == 1
+    raw: dict[str, Any] = {
+        "Compare.op": lambda: Compare(name, arg, 1), "In.values": lambda: In(name, arg),
+        "In.negated": lambda: In(name, (1,), arg), "Not": lambda: Not(arg), "And": lambda: And((leaf, arg)),
+        "Or": lambda: Or((arg, leaf)), "&": lambda: leaf & arg, "|": lambda: arg | leaf,
+    }
+    if op in raw:
+        return raw[op]()  # type: ignore[no-any-return]
+    method = getattr(F(name), op)
     return method() if op in ("exists", "missing") else method(arg)  # type: ignore[no-any-return]
 
 

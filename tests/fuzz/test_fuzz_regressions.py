@@ -25,7 +25,7 @@ from mcastlab.errors import (
     ScenarioError,
     UsageError,
 )
-from mcastlab.filters import F, compile_filter
+from mcastlab.filters import And, Compare, F, In, Not, compile_filter
 from mcastlab.identity import validate_identity, validate_metadata, validate_payload, validate_ttl
 from mcastlab.runtime import SimPyRuntime
 from mcastlab.sim import SimSpec, make_sim_backends
@@ -259,3 +259,35 @@ def test_sim_calibration_that_cannot_be_read(tmp_path: Path, where: str) -> None
     assert info.value.key == "calibration"
     with pytest.raises(ScenarioError, match="sim.calibration"):
         load_scenario(SMALL, {"sim": {"calibration": path}})
+
+
+LEAF = F("a") == 1
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: LEAF & HUGE, lambda: HUGE | LEAF, lambda: And((LEAF, HUGE)), lambda: Not(HUGE),
+     lambda: Compare("a", HUGE, 1), lambda: In("a", HUGE), lambda: In("a", (1,), HUGE),
+     lambda: F("a").startswith(HUGE)],
+    ids=["and", "or", "And", "Not", "Compare-op", "In-values", "In-negated", "startswith"],
+)
+def test_filter_nodes_report_ints_too_long_to_print(build: Callable[[], Any]) -> None:
+    """Building a filter node from a bad piece reported it with repr(piece): ValueError for huge ints."""
+    with pytest.raises(FilterError, match="digits"):
+        build()
+
+
+def test_coordinator_calls_report_ints_too_long_to_print() -> None:
+    """The Guard reported a failed call's identity with str(identity), and ack its ids with repr: both
+    raised ValueError for an int past the digit limit, instead of the typed refusal."""
+    sim = SimPyRuntime(simpy.Environment())
+    c = Coordinator(durability=SqliteDurability(":memory:"), runtime=sim)
+    events: list[Any] = []
+    c.add_listener(events.append)
+    for call in (lambda: c.register(HUGE), lambda: c.heartbeat(HUGE), lambda: c.unregister(HUGE),
+                 lambda: c.get(HUGE)):
+        with pytest.raises(InvalidIdentityError, match="digits"):
+            sim.run(call())
+    with pytest.raises(UsageError, match="digits"):
+        sim.run(c.ack("dev-1", HUGE))
+    assert events and all("digits" in e.identity for e in events)
