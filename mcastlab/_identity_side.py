@@ -3,6 +3,7 @@ missed (the durability slot)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -60,12 +61,17 @@ class IdentitySide:
         """Messages ``identity`` missed since ``since`` (needs a durability backend)."""
         name = validate_identity(identity)
         journal = self._journal("replay")
-        if isinstance(since, bool) or not isinstance(since, int | float) or since != since:
+        try:
+            number = isinstance(since, int | float) and not isinstance(since, bool)
+            since_s = float(since) if number else math.nan
+        except OverflowError:  # an int beyond the float range
+            since_s = math.nan
+        if since_s != since_s:
             raise UsageError(f"since must be a time in seconds on the coordinator's clock (e.g. 0 for "
-                             f"everything), got {since!r}")
+                             f"everything), got {preview(since)}")
         await self._ready()
         with Guard(self, "replay", self.runtime.now(), identity):
-            return await journal.pending(name, since=float(since))
+            return await journal.pending(name, since=since_s)
 
     async def ack(self, identity: str, message_ids: Any) -> None:
         """Record that ``identity`` now holds these replayed messages, so they are not offered again."""

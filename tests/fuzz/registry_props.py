@@ -10,6 +10,7 @@ gauge equals what is stored.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ def _ops() -> st.SearchStrategy[tuple[Any, ...]]:
         st.tuples(st.just("multicast"), fz.filters(), fz.payloads(), modes),
         st.tuples(st.just("advance"), st.sampled_from((0.0, 0.5, 1.0, 5.0, 100.0))),
         st.tuples(st.just("sweep")),
-        st.tuples(st.just("replay"), names, st.sampled_from((0, 0.0, -1, 1e308, float("nan"), "0", True))),
+        st.tuples(st.just("replay"), names, fz.pick((0, -1, 1e308, math.nan, "0", True, 2**1024, fz.HUGE))),
         st.tuples(st.just("ack"), names, ids),
     )
 

@@ -291,3 +291,13 @@ def test_coordinator_calls_report_ints_too_long_to_print() -> None:
     with pytest.raises(UsageError, match="digits"):
         sim.run(c.ack("dev-1", HUGE))
     assert events and all("digits" in e.identity for e in events)
+
+
+@pytest.mark.parametrize("since", [2**1024, -(2**1024), HUGE], ids=["2**1024", "-2**1024", "huge"])
+def test_replay_since_beyond_the_float_range(since: int) -> None:
+    """replay(since=2**1024) passed the check and float(since) raised OverflowError: a BackendError."""
+    sim = SimPyRuntime(simpy.Environment())
+    c = Coordinator(durability=SqliteDurability(":memory:"), runtime=sim)
+    with pytest.raises(UsageError, match="since must be a time"):
+        sim.run(c.replay("dev-1", since=since))
+    assert sim.run(c.replay("dev-1", since=float("inf"))) == []
