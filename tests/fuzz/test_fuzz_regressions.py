@@ -18,6 +18,7 @@ from mcastlab.backends import SqliteDurability, SqliteRegistry
 from mcastlab.errors import (
     ConfigError,
     FilterError,
+    FilterSyntaxError,
     InvalidIdentityError,
     InvalidMetadataError,
     InvalidTTLError,
@@ -301,3 +302,12 @@ def test_replay_since_beyond_the_float_range(since: int) -> None:
     with pytest.raises(UsageError, match="since must be a time"):
         sim.run(c.replay("dev-1", since=since))
     assert sim.run(c.replay("dev-1", since=float("inf"))) == []
+
+
+@pytest.mark.parametrize("text", ["¹", "a == ²", "٣", "a == -٣", "x in [1, ¹]"])
+def test_filter_text_with_non_ascii_digits(text: str) -> None:
+    """The tokenizer took any str.isdigit() character for the start of a number, but its number pattern is
+    ASCII: '¹', '²' or '٣' tripped an assert (AssertionError, a BackendError through enumerate)."""
+    with pytest.raises(FilterSyntaxError):
+        compile_filter(text)
+    assert compile_filter("¹ == 1").text == "¹ == 1"  # a field named '¹' is fine
