@@ -147,13 +147,13 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
     stat = d.get("stat", "p99")
     if not isinstance(stat, str) or not (
         stat in ("count", "sum", "mean", "min", "max")
-        or (stat.startswith("p") and stat[1:].replace(".", "", 1).isdigit())
+        or (stat.startswith("p") and _percentile(stat[1:]))
     ):
         fail(
             source,
             join(key, "stat"),
             f"unknown statistic {stat!r}",
-            "use count, sum, mean, min, max or p50/p99/p99.9",
+            "use count, sum, mean, min, max or a percentile from p0 to p100 such as p50/p99/p99.9",
         )
     for k in ("min_matched", "max_matched", "min_samples"):
         v = d.get(k)
@@ -177,6 +177,12 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
         "scenario",
         d.get("min_samples"),
     )
+
+
+def _percentile(text: str) -> bool:
+    """``text`` is a percentile numpy computes: ASCII digits ('²'.isdigit() is true too), at most 100."""
+    digits = text.replace(".", "", 1)
+    return digits.isascii() and digits.isdigit() and float(text) <= 100
 
 
 def _parse_targets(value: Any, *, key: str, source: str) -> list[TargetSpec]:

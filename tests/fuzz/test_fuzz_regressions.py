@@ -311,3 +311,15 @@ def test_filter_text_with_non_ascii_digits(text: str) -> None:
     with pytest.raises(FilterSyntaxError):
         compile_filter(text)
     assert compile_filter("¹ == 1").text == "¹ == 1"  # a field named '¹' is fine
+
+
+@pytest.mark.parametrize("stat", ["p²", "p9¹", "p101", "p1000000"])
+def test_target_percentiles_evaluation_cannot_compute(stat: str) -> None:
+    """A target's stat passed the loader's check when stat[1:] was str.isdigit() - true for '²' and for
+    101 - and the run then failed in evaluate: float('²') or numpy's 'Percentiles must be in [0, 100]'."""
+    target = {"metric": "latency", "op": "register", "stat": stat, "below": 1}
+    with pytest.raises(ScenarioError, match="unknown statistic") as info:
+        load_scenario(SMALL, {"targets": [target]})
+    assert info.value.key == "targets.0.stat"
+    for ok in ("p0", "p100", "p99.9"):
+        assert load_scenario(SMALL, {"targets": [{**target, "stat": ok}]}).targets[0].stat == ok
