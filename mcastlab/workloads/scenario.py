@@ -177,7 +177,13 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
                 f"--set {pair!r}: expected KEY=VALUE. Fix: e.g. --set workload.devices=1000", key=pair
             )
         k, v = pair.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int too long, an impossible date
+            raise ScenarioError(
+                f"--set {preview(pair, 80)}: the value is not YAML this loader can read ({exc}). Fix: quote "
+                f"it as a string, e.g. --set {k.strip()}='...', or correct it", key=k.strip()
+            ) from None
     return out
 
 

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from mcastlab.errors import ScenarioError
 from mcastlab.workloads import load_scenario, run_scenario
 from mcastlab.workloads.runner import RunFailedError
-from mcastlab.workloads.scenario import Scenario
+from mcastlab.workloads.scenario import Scenario, parse_overrides
 
 from .oracle import PropertyError, call, safe_repr
-from .scenario_strategies import scenario_inputs, scenario_texts
+from .scenario_strategies import SetPairs, scenario_inputs, scenario_texts
 
 RUN_WALL_LIMIT_S = 5.0  # a bounded run taking longer than this is reported: the clamp missed something
 
@@ -54,7 +54,10 @@ def _load(case: tuple[Any, dict[Any, Any]]) -> tuple[bool, Any, str]:
     else:
         name = safe_repr(data.get("name"), 40)
         what = f"load_scenario(<{name} mutated>, overrides={safe_repr(overrides, 200)})"
-        ok, out = call(lambda: load_scenario(data, overrides), what)
+        if isinstance(overrides, SetPairs):  # --set KEY=VALUE arguments, parsed as the CLI does
+            ok, out = call(lambda: load_scenario(data, parse_overrides(overrides)), what)
+        else:
+            ok, out = call(lambda: load_scenario(data, overrides), what)
     if not ok:
         if not isinstance(out, ScenarioError):
             raise PropertyError(f"{what} raised {type(out).__name__}, not a ScenarioError: {out}")

@@ -289,7 +289,19 @@ def scenario_inputs(draw: st.DrawFn, *, bounded: bool = False) -> tuple[dict[str
         overrides.update(_clamp(data, draw(st.floats(1.0, 15.0)), draw(st.integers(1, 20))))
     elif draw(st.integers(0, 40)) == 0:  # not a mapping at all
         return data, draw(st.sampled_from(([("duration", 5)], "duration=5", 5, ("mode",))))
+    elif draw(st.integers(0, 4)) == 0:  # as the command line writes them: --set KEY=YAML
+        keys = _override_keys(data).map(lambda k: k if isinstance(k, str) else safe_repr(k))
+        texts = st.one_of(st.sampled_from(_YAML_SNIPPETS + _SET_VALUES), odd_text(6))
+        pairs = draw(st.lists(st.tuples(keys, texts).map("=".join), max_size=3))
+        return data, SetPairs(pairs if draw(st.integers(0, 9)) else [*pairs, "no-equals-sign"])
     return data, overrides
+
+
+class SetPairs(list):  # type: ignore[type-arg]
+    """Overrides written as ``--set`` arguments (``"workload.devices=100"``), for ``parse_overrides``."""
+
+
+_SET_VALUES = ("5", "x", "", "[1, 2]", "{a: 1}", "null", "true", "1e400", "memory", "{kind: outage}")
 
 
 _YAML_SNIPPETS = (
@@ -329,4 +341,4 @@ def _clamp(data: dict[str, Any], duration: float, size: int) -> dict[str, Any]:
     return out
 
 
-__all__ = ["SHIPPED", "scenario_inputs", "scenario_texts"]
+__all__ = ["SHIPPED", "SetPairs", "scenario_inputs", "scenario_texts"]

@@ -31,6 +31,7 @@ from mcastlab.identity import validate_identity, validate_metadata, validate_pay
 from mcastlab.runtime import SimPyRuntime
 from mcastlab.sim import SimSpec, make_sim_backends
 from mcastlab.workloads import load_scenario
+from mcastlab.workloads.scenario import parse_overrides
 
 HUGE = 10 ** ((sys.get_int_max_str_digits() or 4300) + 10)  # too many digits for str() / repr()
 
@@ -323,3 +324,14 @@ def test_target_percentiles_evaluation_cannot_compute(stat: str) -> None:
     assert info.value.key == "targets.0.stat"
     for ok in ("p0", "p100", "p99.9"):
         assert load_scenario(SMALL, {"targets": [{**target, "stat": ok}]}).targets[0].stat == ok
+
+
+@pytest.mark.parametrize("value", ["[", '"', "*nope", "%TAG ! x", "=", "\x9b", "9" * 5000, "2001-13-14"],
+                         ids=["bracket", "quote", "alias", "directive", "tag", "control", "long-int", "date"])
+def test_set_values_yaml_cannot_read(value: str) -> None:
+    """parse_overrides (the CLI's --set KEY=VALUE) let the YAML parser's errors escape - YAMLError, or
+    ValueError for an int too long or an impossible date - as a traceback instead of a ScenarioError."""
+    with pytest.raises(ScenarioError, match="Fix") as info:
+        parse_overrides([f"workload.devices={value}"])
+    assert info.value.key == "workload.devices"
+    assert parse_overrides(["workload.devices=5", "name='['"]) == {"workload.devices": 5, "name": "["}
