@@ -31,17 +31,18 @@ sys.path.insert(0, str(ROOT))
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.fuzz import input_props, registry_props, scenario_props  # noqa: E402
+from tests.fuzz import input_props, registry_props, scenario_props, sim_props  # noqa: E402
 from tests.fuzz.oracle import safe_repr  # noqa: E402
 
 # name -> (strategy factory, property, share of the cases)
 TARGETS: dict[str, tuple[Callable[[], st.SearchStrategy[Any]], Callable[[Any], None], float]] = {
-    "validators": (input_props.validator_cases, input_props.check_validator, 0.20),
+    "validators": (input_props.validator_cases, input_props.check_validator, 0.15),
     "filters": (input_props.filter_cases, input_props.check_filter, 0.20),
     "configs": (input_props.config_cases, input_props.check_config, 0.10),
-    "registry-ops": (registry_props.registry_cases, registry_props.check_registry_case, 0.25),
+    "registry-ops": (registry_props.registry_cases, registry_props.check_registry_case, 0.20),
     "scenario-load": (scenario_props.load_cases, scenario_props.check_load, 0.20),
-    "scenario-run": (scenario_props.run_cases, scenario_props.check_run, 0.05),
+    "scenario-run": (scenario_props.run_cases, scenario_props.check_run, 0.10),
+    "sim-backends": (sim_props.sim_cases, sim_props.check_sim, 0.05),
 }
 
 

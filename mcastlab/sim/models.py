@@ -204,7 +204,10 @@ def parse_model(value: Any, path: str) -> Model:
     samples = value.get("samples")
     if not isinstance(samples, Sequence) or isinstance(samples, str) or not samples:
         raise ConfigError(f"{path}.samples must be a non-empty list of seconds", key=f"{path}.samples")
-    arr = np.asarray(samples, dtype=float)
+    try:
+        arr = np.asarray(samples, dtype=float)
+    except (TypeError, ValueError, OverflowError):  # text, nested lists, objects, ints past the float range
+        arr = np.asarray([np.nan])
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ConfigError(f"{path}.samples must be finite numbers >= 0", key=f"{path}.samples")
     return Empirical(tuple(arr.tolist()), _num(value, "scale", path, default=1.0), per_item)

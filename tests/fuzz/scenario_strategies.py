@@ -86,6 +86,69 @@ def _retype(value: Any) -> Any:
     return None
 
 
+def sim_sections(values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """The ``sim:`` section (:class:`mcastlab.sim.SimSpec`): known keys, models and faults, values from
+    ``values``."""
+    model = st.one_of(
+        values,
+        st.fixed_dictionaries(
+            {"kind": st.sampled_from(("constant", "lognormal", "exponential", "empirical", "gamma"))},
+            optional={
+                "value": values,
+                "median": values,
+                "sigma": values,
+                "mean": values,
+                "per_item": values,
+                "samples": st.one_of(values, st.lists(values, max_size=3)),
+            },
+        ),
+    )
+    sim_fault = st.fixed_dictionaries(
+        {
+            "target": st.one_of(st.sampled_from(("registry", "messaging")), values),
+            "kind": st.one_of(st.sampled_from(("outage", "slow", "errors", "drop")), values),
+        },
+        optional={
+            "start": values,
+            "duration": values,
+            "end": values,
+            "probability": values,
+            "factor": values,
+            "ops": st.one_of(values, st.lists(st.sampled_from(("register", "query", "send", "x")))),
+            "delay": values,
+        },
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "calibration": st.one_of(
+                st.sampled_from(("default", "nope.json", "", "/dev/null", "scenarios")), values
+            ),
+            "registry": st.fixed_dictionaries(
+                {},
+                optional={
+                    "servers": values, "timeout": values, "connect_timeout": values,
+                    "service": st.dictionaries(
+                        st.sampled_from(("default", "query", "claim", "bogus")), model, max_size=2
+                    ),
+                    "network": st.dictionaries(
+                        st.sampled_from(("default", "query", "batch")), model, max_size=2
+                    ),
+                },
+            ),
+            "messaging": st.fixed_dictionaries(
+                {},
+                optional={
+                    "servers": values, "per_message": model, "flush": model, "delivery": model, "ack": model,
+                    "inline": values, "per_request": model,
+                },
+            ),
+            "faults": st.one_of(values, st.lists(sim_fault, max_size=2)),
+            "bogus": values,
+        },
+    )
+
+
 def _sections(values: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[str, Any]]:
     """Whole sections, each drawn to be half right: keys the schema knows, values from ``values``."""
     slot_backend = st.sampled_from(
@@ -133,64 +196,7 @@ def _sections(values: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[str, An
             "name": values, "extra": values,
         },
     )
-    model = st.one_of(
-        values,
-        st.fixed_dictionaries(
-            {"kind": st.sampled_from(("constant", "lognormal", "exponential", "empirical", "gamma"))},
-            optional={
-                "value": values,
-                "median": values,
-                "sigma": values,
-                "mean": values,
-                "per_item": values,
-                "samples": st.one_of(values, st.lists(values, max_size=3)),
-            },
-        ),
-    )
-    sim_fault = st.fixed_dictionaries(
-        {
-            "target": st.one_of(st.sampled_from(("registry", "messaging")), values),
-            "kind": st.one_of(st.sampled_from(("outage", "slow", "errors", "drop")), values),
-        },
-        optional={
-            "start": values,
-            "duration": values,
-            "end": values,
-            "probability": values,
-            "factor": values,
-            "ops": st.one_of(values, st.lists(st.sampled_from(("register", "query", "send", "x")))),
-            "delay": values,
-        },
-    )
-    sim = st.fixed_dictionaries(
-        {},
-        optional={
-            "calibration": st.one_of(
-                st.sampled_from(("default", "nope.json", "", "/dev/null", "scenarios")), values
-            ),
-            "registry": st.fixed_dictionaries(
-                {},
-                optional={
-                    "servers": values, "timeout": values, "connect_timeout": values,
-                    "service": st.dictionaries(
-                        st.sampled_from(("default", "query", "claim", "bogus")), model, max_size=2
-                    ),
-                    "network": st.dictionaries(
-                        st.sampled_from(("default", "query", "batch")), model, max_size=2
-                    ),
-                },
-            ),
-            "messaging": st.fixed_dictionaries(
-                {},
-                optional={
-                    "servers": values, "per_message": model, "flush": model, "delivery": model, "ack": model,
-                    "inline": values, "per_request": model,
-                },
-            ),
-            "faults": st.one_of(values, st.lists(sim_fault, max_size=2)),
-            "bogus": values,
-        },
-    )
+    sim = sim_sections(values)
     return st.one_of(
         st.tuples(st.just("slots"), slots),
         st.tuples(st.just("faults"), st.lists(fault, max_size=3)),
@@ -341,4 +347,4 @@ def _clamp(data: dict[str, Any], duration: float, size: int) -> dict[str, Any]:
     return out
 
 
-__all__ = ["SHIPPED", "SetPairs", "scenario_inputs", "scenario_texts"]
+__all__ = ["EXTREME", "SHIPPED", "SetPairs", "scenario_inputs", "scenario_texts", "sim_sections"]

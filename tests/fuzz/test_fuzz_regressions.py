@@ -44,6 +44,10 @@ class IntSub(int):
     pass
 
 
+class Opaque:
+    pass
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
@@ -335,3 +339,15 @@ def test_set_values_yaml_cannot_read(value: str) -> None:
         parse_overrides([f"workload.devices={value}"])
     assert info.value.key == "workload.devices"
     assert parse_overrides(["workload.devices=5", "name='['"]) == {"workload.devices": 5, "name": "["}
+
+
+@pytest.mark.parametrize("samples", [["all", 0.1], [0.1, [1, 2]], [{}, 0.1], [Opaque(), 0.1], [2**1024]],
+                         ids=["text", "nested", "mapping", "object", "int-past-float"])
+def test_empirical_samples_that_are_not_numbers(samples: list[Any]) -> None:
+    """An empirical model's samples went straight into np.asarray(samples, dtype=float), so text, nested
+    lists, mappings, objects or an int past the float range raised ValueError/TypeError/OverflowError
+    out of SimSpec.from_dict (and make_sim_backends)."""
+    model = {"kind": "empirical", "samples": samples}
+    with pytest.raises(ConfigError, match="samples must be finite numbers") as info:
+        SimSpec.from_dict({"messaging": {"flush": model}})
+    assert info.value.key == "messaging.flush.samples"
