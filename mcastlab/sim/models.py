@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mcastlab.errors import ConfigError, UsageError
+from mcastlab.errors import ConfigError, UsageError, preview
 
 BLOCK = 512
 KINDS = ("constant", "lognormal", "exponential", "empirical")
@@ -150,12 +151,13 @@ def _num(d: Mapping[str, Any], key: str, path: str, *, positive: bool = False, d
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
-        or not math.isfinite(v)
+        or not abs(v) <= sys.float_info.max  # not NaN or infinite, and no int beyond the float range
         or v < 0
         or (positive and v <= 0)
     ):
         need = "> 0" if positive else ">= 0"
-        raise ConfigError(f"{path}.{key} must be a finite number {need}, got {v!r}", key=f"{path}.{key}")
+        raise ConfigError(f"{path}.{key} must be a finite number {need}, got {preview(v)}",
+                          key=f"{path}.{key}")
     return float(v)
 
 

@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ConfigError, preview
 from mcastlab.sim.faults import REGISTRY_OPS, FaultSpec, parse_fault
 from mcastlab.sim.models import Model, parse_model
 
@@ -146,12 +146,12 @@ def _positive(
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
-        or not math.isfinite(v)
+        or not abs(v) <= sys.float_info.max  # not NaN or infinite, and no int beyond the float range
         or v < 0
         or (not zero and v == 0)
     ):
         raise ConfigError(
-            f"{path}.{key} must be a finite number {'>= 0' if zero else '> 0'}, got {v!r}",
+            f"{path}.{key} must be a finite number {'>= 0' if zero else '> 0'}, got {preview(v)}",
             key=f"{path}.{key}",
         )
     return v

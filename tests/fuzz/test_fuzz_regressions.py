@@ -351,3 +351,22 @@ def test_empirical_samples_that_are_not_numbers(samples: list[Any]) -> None:
     with pytest.raises(ConfigError, match="samples must be finite numbers") as info:
         SimSpec.from_dict({"messaging": {"flush": model}})
     assert info.value.key == "messaging.flush.samples"
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [({"registry": {"timeout": 2**1024}}, "registry.timeout"),
+     ({"messaging": {"connect_timeout": -HUGE}}, "messaging.connect_timeout"),
+     ({"messaging": {"ack": {"kind": "constant", "value": HUGE}}}, "messaging.ack.value"),
+     ({"registry": {"service": {"default": {"kind": "lognormal", "median": 1e-4, "sigma": 2**1024}}}},
+      "registry.service.default.sigma"),
+     ({"faults": [{"target": "registry", "kind": "outage", "start": 2**1024}]}, "faults[0].start")],
+    ids=["timeout", "connect", "model-value", "model-sigma", "fault-start"],
+)
+def test_sim_numbers_beyond_the_float_range(section: dict[str, Any], key: str) -> None:
+    """The sim spec's number checks called math.isfinite / math.isnan / float on the value: an int past
+    the float range raised OverflowError out of SimSpec.from_dict, and its message could not print it."""
+    with pytest.raises(ConfigError) as info:
+        SimSpec.from_dict(section)
+    assert info.value.key == key
+    assert SimSpec.from_dict({"registry": {"timeout": 10**300}}).registry.timeout == 10**300
