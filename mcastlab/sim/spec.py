@@ -88,6 +88,7 @@ MESSAGING_DEFAULTS: dict[str, Any] = {
     "ack": {"kind": "lognormal", "median": 6.0e-5, "sigma": 0.2},
     "inline": False,
 }
+MAX_SERVERS = 4096  # the queue keeps a slot per server: 10**9 of them would not fit in memory
 _TOP = ("calibration", "registry", "messaging", "faults")
 _REG_KEYS = tuple(REGISTRY_DEFAULTS)
 _MSG_KEYS = tuple(MESSAGING_DEFAULTS)
@@ -188,8 +189,9 @@ class MessagingSpec:
 
 def _servers(d: Mapping[str, Any], path: str) -> int:
     v = d["servers"]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{path}.servers must be an int >= 1, got {v!r}", key=f"{path}.servers")
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SERVERS:  # one queue slot each
+        raise ConfigError(f"{path}.servers must be an int from 1 to {MAX_SERVERS}, got {preview(v)}",
+                          key=f"{path}.servers")
     return v
 
 

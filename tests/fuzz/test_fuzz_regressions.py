@@ -370,3 +370,14 @@ def test_sim_numbers_beyond_the_float_range(section: dict[str, Any], key: str) -
         SimSpec.from_dict(section)
     assert info.value.key == key
     assert SimSpec.from_dict({"registry": {"timeout": 10**300}}).registry.timeout == 10**300
+
+
+@pytest.mark.parametrize("servers", [2**63, 10**9, 4097], ids=["2**63", "1e9", "4097"])
+def test_sim_servers_the_queue_cannot_hold(servers: int) -> None:
+    """registry/messaging servers had no upper bound; FcfsServer keeps a slot per server ([0.0] * n), so
+    2**63 raised OverflowError in make_sim_backends and 10**9 asked for 8 GB."""
+    for slot in ("registry", "messaging"):
+        with pytest.raises(ConfigError, match="from 1 to 4096") as info:
+            make_sim_backends({slot: {"servers": servers}}, rng=np.random.default_rng(1))
+        assert info.value.key == f"{slot}.servers"
+    assert SimSpec.from_dict({"registry": {"servers": 4096}}).registry.servers == 4096
