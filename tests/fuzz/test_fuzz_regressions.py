@@ -381,3 +381,21 @@ def test_sim_servers_the_queue_cannot_hold(servers: int) -> None:
             make_sim_backends({slot: {"servers": servers}}, rng=np.random.default_rng(1))
         assert info.value.key == f"{slot}.servers"
     assert SimSpec.from_dict({"registry": {"servers": 4096}}).registry.servers == 4096
+
+
+@pytest.mark.timeout(20)
+def test_ack_send_to_nobody_honours_the_send_timeout() -> None:
+    """SimMessaging declares self_timed (send honours its timeout), but an ack-mode send to an identity
+    without a listener waited for the server's 'no responders' answer however late it came: with a
+    server cost of 1e30 s the multicast waited 1e30 virtual seconds, so the run never ended."""
+    sim = SimPyRuntime(simpy.Environment())
+    reg, msg = make_sim_backends({"messaging": {"per_message": 1e30}}, rng=np.random.default_rng(1))
+    cfg = Config(send_timeout=0.5, send_retries=0)
+
+    async def body() -> dict[str, str]:
+        async with Coordinator(cfg, registry=reg, messaging=msg, runtime=sim) as c:
+            await c.register("dev-1", {})
+            return dict((await c.multicast(None, b"x", mode="ack")).statuses)
+
+    assert sim.run(body()) == {"dev-1": "timeout"}
+    assert sim.now() < 1.0
