@@ -210,7 +210,7 @@ def parse_model(value: Any, path: str) -> Model:
         arr = np.asarray(samples, dtype=float)
     except (TypeError, ValueError, OverflowError):  # text, nested lists, objects, ints past the float range
         arr = np.asarray([np.nan])
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):  # [[1, 2]] is 2-D, not numbers
         raise ConfigError(f"{path}.samples must be finite numbers >= 0", key=f"{path}.samples")
     return Empirical(tuple(arr.tolist()), _num(value, "scale", path, default=1.0), per_item)
 

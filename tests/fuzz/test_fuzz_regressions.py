@@ -399,3 +399,10 @@ def test_ack_send_to_nobody_honours_the_send_timeout() -> None:
 
     assert sim.run(body()) == {"dev-1": "timeout"}
     assert sim.now() < 1.0
+
+
+def test_empirical_samples_nested_evenly() -> None:
+    """samples: [[1, 2]] made a 2-D array that passed the finiteness check; the model then drew lists,
+    and the first simulated register failed with TypeError (float + list), reported as a BackendError."""
+    with pytest.raises(ConfigError, match="samples must be finite numbers"):
+        SimSpec.from_dict({"registry": {"network": {"register": {"kind": "empirical", "samples": [[1, 2]]}}}})
