@@ -130,6 +130,9 @@ class Scenario:
         return getattr(self.workload, "ttl", self.config.default_ttl)
 
 
+MAX_DEPTH = 100  # levels of nesting a scenario may have (its own sections use about 5)
+
+
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for ``path`` "a.b.c" (numeric parts index lists)."""
     if not isinstance(path, str):
@@ -179,7 +182,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         k, v = pair.split("=", 1)
         try:
             out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
-        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int too long, an impossible date
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # an int too long, a bad date, [[[...
             raise ScenarioError(
                 f"--set {preview(pair, 80)}: the value is not YAML this loader can read ({exc}). Fix: quote "
                 f"it as a string, e.g. --set {k.strip()}='...', or correct it", key=k.strip()
@@ -193,7 +196,12 @@ def load_scenario(
 ) -> Scenario:
     """Read and validate a scenario (a YAML path or a dict), after applying dotted-key ``overrides``."""
     if isinstance(path_or_dict, Mapping):
-        data, source, stem = copy.deepcopy(dict(path_or_dict)), "<scenario dict>", "scenario"
+        source, stem = "<scenario dict>", "scenario"
+        try:
+            data = copy.deepcopy(dict(path_or_dict))
+        except RecursionError:
+            fail(source, "", f"nests deeper than Python can copy (more than {MAX_DEPTH} levels are refused)",
+                 "flatten the scenario")
     else:
         p = Path(path_or_dict)
         source, stem = str(p), p.stem
@@ -217,6 +225,9 @@ def load_scenario(
             raise ScenarioError(
                 f"{p}: holds a value YAML cannot convert ({exc}). Fix: correct that value", source=source
             ) from None
+        except RecursionError:
+            raise ScenarioError(f"{p}: nests deeper than the YAML reader can follow. Fix: flatten it",
+                                source=source) from None
         if not isinstance(data, dict):
             fail(
                 source,
@@ -253,8 +264,9 @@ def load_scenario(
 
 def _check_values(node: Any, key: str, source: str, above: set[int]) -> None:
     """Refuse ints outside the signed 64-bit range anywhere in the scenario (converted to float they
-    overflow; past 4300 digits even their error messages fail) and values that contain themselves (YAML
-    anchors can build them; a run could never write them into its manifest)."""
+    overflow; past 4300 digits even their error messages fail), values that contain themselves (YAML
+    anchors can build them; a run could never write them into its manifest) and values nested deeper than
+    ``MAX_DEPTH`` (every later walk over them recurses)."""
     if isinstance(node, int):
         if not -(2**63) <= node < 2**63:
             fail(source, key, f"the integer {preview(node)} is outside the signed 64-bit range",
@@ -265,6 +277,8 @@ def _check_values(node: Any, key: str, source: str, above: set[int]) -> None:
     if id(node) in above:
         fail(source, key, "contains itself (a YAML alias inside its own anchor)",
              "write the value out instead of referring back to it")
+    if len(above) >= MAX_DEPTH:  # ``above`` holds the containers on the way here
+        fail(source, key, f"nests deeper than {MAX_DEPTH} levels", "flatten it")
     above.add(id(node))
     for k, v in node.items() if isinstance(node, Mapping) else enumerate(node):
         sub = join(key, k if isinstance(k, str) else preview(k))

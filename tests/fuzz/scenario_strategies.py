@@ -21,7 +21,7 @@ import yaml
 from hypothesis import strategies as st
 
 from .oracle import safe_repr
-from .strategies import HUGE, Opaque, odd_text, pick
+from .strategies import HUGE, Deferred, Opaque, odd_text, pick
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SHIPPED: dict[str, dict[str, Any]] = {
@@ -36,12 +36,20 @@ def _loop() -> list[Any]:
     return out
 
 
+def _deep(levels: int) -> Any:
+    """A value nested ``levels`` lists deep (deeper than Python's recursion limit for large ``levels``)."""
+    out: Any = 1
+    for _ in range(levels):
+        out = [out]
+    return out
+
+
 EXTREME: tuple[Any, ...] = (
     0, -1, 1, 0.5, 1e-9, 1e9, 1e308, -1e308, math.nan, math.inf, -math.inf, 2**63, 2**64, 10**30, HUGE, True,
     False, None, "", "x", "auto", "all", "none", "sim", "live", "publish", "ack", "redis", "memory", "nats",
     "sqlite", "default", "²", "1e3", "p99", "p²", "p", "p-1", "p1e3", "1.2.3", "\x00", "\ud800", [], {},
     [1, 2], [0, "x"], {"kind": "outage"}, {"rate": 1}, {"backend": "redis"}, Opaque(), b"x", (1, 2),
-    _loop(),
+    _loop(), _deep(50), Deferred(_deep(5000)),
 )
 BOUNDED: tuple[Any, ...] = (
     0, -1, 1, 2, 0.5, 5, 10, True, None, "", "x", "auto", "all", "none", [], {}, [1, 2], "²", "p99", "p²",
@@ -54,10 +62,10 @@ TYPO_KEYS = (
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = (), above: frozenset[int] = frozenset()) -> list[Any]:
-    """Every path into ``node`` (keys of mappings, indexes of lists), parents before children; a container
-    that holds itself is entered once."""
+    """Every path into ``node`` (keys of mappings, indexes of lists), parents before children, at most 13
+    deep; a container that holds itself is entered once."""
     out: list[tuple[Any, ...]] = []
-    if id(node) in above:
+    if id(node) in above or len(prefix) > 12:  # deeper paths add nothing but recursion
         return out
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for k, v in items:
@@ -313,7 +321,8 @@ _SET_VALUES = ("5", "x", "", "[1, 2]", "{a: 1}", "null", "true", "1e400", "memor
 _YAML_SNIPPETS = (
     "9" * 5000, "2001-13-14", "2001-02-30 25:61:61", "!!binary ?", "!!python/object:os.system", "\t",
     "{", "[", "&a x", "*nope", "? ", "- ", ": :", "\x00", "\ud800", "\udcff", "%TAG ! x", "---\n", "...\n",
-    "'", '"', "\n  bad_indent: 1\n", "<<: *a", "=", "~", ".nan", "-.inf", "0x1F", "0o17", "1_000", "+1",
+    "'", '"', "[" * 3000, "{a: " * 3000, "\n  bad_indent: 1\n", "<<: *a", "=", "~", ".nan", "-.inf", "0x1F",
+    "0o17", "1_000", "+1",
 )
 
 

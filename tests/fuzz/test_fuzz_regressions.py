@@ -406,3 +406,27 @@ def test_empirical_samples_nested_evenly() -> None:
     and the first simulated register failed with TypeError (float + list), reported as a BackendError."""
     with pytest.raises(ConfigError, match="samples must be finite numbers"):
         SimSpec.from_dict({"registry": {"network": {"register": {"kind": "empirical", "samples": [[1, 2]]}}}})
+
+
+def _nested(levels: int) -> Any:
+    out: Any = 1
+    for _ in range(levels):
+        out = [out]
+    return out
+
+
+def test_scenarios_nested_too_deeply(tmp_path: Path) -> None:
+    """A scenario nested thousands of levels deep - in the dict (copy.deepcopy), in a YAML file or a --set
+    value (the YAML reader), or in an override value (the loader's own walk) - raised RecursionError."""
+    with pytest.raises(ScenarioError, match="nests deeper"):
+        load_scenario({**SMALL, "reference": {"x": _nested(5000)}})
+    with pytest.raises(ScenarioError, match="nests deeper than 100 levels") as info:
+        load_scenario(SMALL, {"reference": {"x": _nested(5000)}})
+    assert info.value.key.startswith("reference.x.0.0")
+    p = tmp_path / "deep.yaml"
+    p.write_text(yaml.safe_dump(SMALL) + "reference: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ScenarioError, match="nests deeper"):
+        load_scenario(p)
+    with pytest.raises(ScenarioError, match="Fix"):
+        parse_overrides(["reference=" + "[" * 5000])
+    assert load_scenario({**SMALL, "reference": {"x": _nested(90)}}).reference["x"] == _nested(90)
