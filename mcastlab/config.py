@@ -139,6 +139,9 @@ class Config(metaclass=_ConfigMeta):
         except ValueError as exc:  # a scalar YAML cannot convert: an int too long, an impossible date
             raise ConfigError(f"config file {p} holds a value YAML cannot convert: {exc}", source=str(p)) \
                 from None
+        except RecursionError:
+            raise ConfigError(f"config file {p} nests deeper than the YAML reader can follow; a config is "
+                              "flat 'key: value' lines", source=str(p)) from None
         if isinstance(data, Mapping) and "config" in data and isinstance(data["config"], Mapping):
             data = data["config"]
         return cls.from_dict(data or {}, source=str(p))

@@ -367,7 +367,7 @@ def config_inputs() -> st.SearchStrategy[tuple[str, Any]]:
         st.sampled_from(
             (
                 "", "- 1\n- 2", "config: 5", "config:\n  default_ttl: 5", "\x00", "a: b: c",
-                "%YAML 9.9\n---\na: 1",
+                "%YAML 9.9\n---\na: 1", "default_ttl: " + "[" * 3000, "config: " + "{a: " * 3000,
             )
         ),
     )

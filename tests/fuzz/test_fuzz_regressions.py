@@ -430,3 +430,11 @@ def test_scenarios_nested_too_deeply(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="Fix"):
         parse_overrides(["reference=" + "[" * 5000])
     assert load_scenario({**SMALL, "reference": {"x": _nested(90)}}).reference["x"] == _nested(90)
+
+
+def test_config_yaml_nested_too_deeply(tmp_path: Path) -> None:
+    """Config.from_yaml let the YAML reader's RecursionError escape for thousands of open brackets."""
+    p = tmp_path / "c.yaml"
+    p.write_text("config: " + "{a: " * 3000 + "\n")
+    with pytest.raises(ConfigError, match="nests deeper"):
+        Config.from_yaml(p)
