@@ -94,7 +94,7 @@ class Config(metaclass=_ConfigMeta):
                 key="delivery_mode",
             )
         if not isinstance(self.auto_sweep, bool):
-            raise ConfigError(f"Config.auto_sweep must be true or false, got {self.auto_sweep!r}",
+            raise ConfigError(f"Config.auto_sweep must be true or false, got {preview(self.auto_sweep)}",
                               key="auto_sweep")
         if not isinstance(self.pattern_name, str) or not self.pattern_name:
             raise ConfigError("Config.pattern_name must be a non-empty str", key="pattern_name")

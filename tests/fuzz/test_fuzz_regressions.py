@@ -61,6 +61,7 @@ class Opaque:
         (lambda: F("a").isin([1, HUGE]), FilterError),
         (lambda: Config.from_dict({HUGE: 1}), ConfigError),
         (lambda: Config(delivery_mode=HUGE), ConfigError),
+        (lambda: Config(auto_sweep=HUGE), ConfigError),
     ],
 )
 def test_messages_about_ints_too_long_to_print(call: Callable[[], Any], error: type[McastlabError]) -> None:
