@@ -185,7 +185,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         except (yaml.YAMLError, ValueError, RecursionError) as exc:  # an int too long, a bad date, [[[...
             raise ScenarioError(
                 f"--set {preview(pair, 80)}: the value is not YAML this loader can read ({exc}). Fix: quote "
-                f"it as a string, e.g. --set {k.strip()}='...', or correct it", key=k.strip()
+                f"it as a string, e.g. --set {k.strip()}='...', or correct it", key=k.strip() or pair
             ) from None
     return out
 

@@ -340,6 +340,9 @@ def test_set_values_yaml_cannot_read(value: str) -> None:
         parse_overrides([f"workload.devices={value}"])
     assert info.value.key == "workload.devices"
     assert parse_overrides(["workload.devices=5", "name='['"]) == {"workload.devices": 5, "name": "["}
+    with pytest.raises(ScenarioError) as info:  # no key at all: the error names the whole pair
+        parse_overrides([f"={value}"])
+    assert info.value.key == f"={value}"
 
 
 @pytest.mark.parametrize("samples", [["all", 0.1], [0.1, [1, 2]], [{}, 0.1], [Opaque(), 0.1], [2**1024]],
