@@ -162,7 +162,7 @@ def preview(value: object, limit: int = 60) -> str:
     bad value cannot fail in turn (an int too long for ``repr`` has its digit count shown instead)."""
     try:
         return repr(value)[:limit]
-    except ValueError:  # the stand-in is short, and kept whole even past ``limit``
+    except (ValueError, RecursionError):  # the stand-in is short, and kept whole even past ``limit``
         if isinstance(value, int):
             return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
         return f"<a {type(value).__name__} that cannot be shown>"

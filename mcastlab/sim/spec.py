@@ -280,6 +280,26 @@ def load_calibration_sim(ref: str | Path, source: str | None = None) -> dict[str
     return dict(sim)
 
 
+def _check_shape(node: Any, path: str, source: str | None, above: list[int]) -> None:
+    """Refuse values no check below could quote in its message: ints of more than 640 digits (repr fails
+    past Python's digit limit) and nesting deeper than a spec has (10 levels) or containing itself (repr
+    recurses)."""
+    if isinstance(node, int) and abs(node) >= 10**640:
+        raise ConfigError(f"{path or 'sim'} is {preview(node)}; use a number of seconds", key=path,
+                          source=source)
+    if not isinstance(node, Mapping | list | tuple):
+        return
+    if len(above) >= 10 or id(node) in above:
+        raise ConfigError(f"{path or 'sim'} nests deeper than a sim spec does (or contains itself); "
+                          "flatten it", key=path, source=source)
+    above.append(id(node))
+    for k, v in node.items() if isinstance(node, Mapping) else enumerate(node):
+        sub = f"{path}.{k if isinstance(k, str) else preview(k)}".lstrip(".")
+        _check_shape(k, sub, source, above)
+        _check_shape(v, sub, source, above)
+    above.pop()
+
+
 @dataclass(frozen=True)
 class SimSpec:
     """Simulated backends as data; build with :meth:`from_dict` (see the module docstring)."""
@@ -296,6 +316,7 @@ class SimSpec:
         d = {} if d is None else d
         if not isinstance(d, Mapping):
             raise ConfigError(f"sim spec must be a mapping, got {type(d).__name__}", key="sim", source=source)
+        _check_shape(d, "", source, [])
         _unknown(d, _TOP, "sim", source)
         reg: dict[str, Any] = dict(REGISTRY_DEFAULTS)
         msg: dict[str, Any] = dict(MESSAGING_DEFAULTS)

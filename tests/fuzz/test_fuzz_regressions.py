@@ -442,3 +442,24 @@ def test_config_yaml_nested_too_deeply(tmp_path: Path) -> None:
     p.write_text("config: " + "{a: " * 3000 + "\n")
     with pytest.raises(ConfigError, match="nests deeper"):
         Config.from_yaml(p)
+
+
+def _loop() -> list[Any]:
+    out: list[Any] = [1]
+    out.append(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "section",
+    [{"messaging": {"flush": _nested(5000)}}, {"faults": [_nested(5000)]}, {"faults": [_loop()]},
+     {"messaging": {"inline": HUGE}}, {"registry": {"service": {"default": {"kind": _nested(5000)}}}}],
+    ids=["deep-model", "deep-fault", "looped-fault", "huge-inline", "deep-kind"],
+)
+def test_sim_spec_values_no_message_can_show(section: dict[str, Any]) -> None:
+    """The sim spec's refusals quoted the bad value with repr(): a value nested thousands deep (or holding
+    itself) made that repr raise RecursionError, an int past the digit limit ValueError."""
+    with pytest.raises(ConfigError):
+        SimSpec.from_dict(section)
+    with pytest.raises(ConfigError):
+        make_sim_backends(section, rng=np.random.default_rng(1))
