@@ -239,7 +239,12 @@ def load_scenario(
         raise ScenarioError(f"overrides must be a mapping of dotted keys to values, got "
                             f"{type(overrides).__name__}. Fix: pass e.g. {{'workload.devices': 100}}",
                             key="overrides")
-    for k, v in (overrides or {}).items():
+    try:  # copied: a later override must not write into an earlier one's value, which is the caller's
+        items = copy.deepcopy(list((overrides or {}).items()))
+    except RecursionError:
+        fail(source, "overrides", f"nest deeper than Python can copy (more than {MAX_DEPTH} levels are "
+             "refused)", "flatten the override values")
+    for k, v in items:
         set_path(data, k, v)
     _check_values(data, "", source, set())
     for k in ("source", "raw"):

@@ -62,7 +62,8 @@ class Deferred:
         self.value = value
 
     def __repr__(self) -> str:
-        return f"<{type(self.value).__name__} of {self.value.bit_length()} bits>"
+        bits = self.value.bit_length() if isinstance(self.value, int) else None
+        return f"<{type(self.value).__name__}{f' of {bits} bits' if bits else ''}>"
 
 
 HUGE = Deferred(HUGE_INT)

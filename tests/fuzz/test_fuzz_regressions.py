@@ -425,7 +425,7 @@ def test_scenarios_nested_too_deeply(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="nests deeper"):
         load_scenario({**SMALL, "reference": {"x": _nested(5000)}})
     with pytest.raises(ScenarioError, match="nests deeper than 100 levels") as info:
-        load_scenario(SMALL, {"reference": {"x": _nested(5000)}})
+        load_scenario(SMALL, {"reference": {"x": _nested(200)}})
     assert info.value.key.startswith("reference.x.0.0")
     p = tmp_path / "deep.yaml"
     p.write_text(yaml.safe_dump(SMALL) + "reference: " + "[" * 5000 + "]" * 5000 + "\n")
@@ -463,3 +463,14 @@ def test_sim_spec_values_no_message_can_show(section: dict[str, Any]) -> None:
         SimSpec.from_dict(section)
     with pytest.raises(ConfigError):
         make_sim_backends(section, rng=np.random.default_rng(1))
+
+
+def test_load_scenario_leaves_the_callers_overrides_alone() -> None:
+    """Override values went into the scenario uncopied, so a later dotted override wrote into the caller's
+    own object ({'reference': ref, 'reference.figures.0': 99} changed ref) - found because the fuzz
+    strategy's shared pool values changed between examples."""
+    ref = {"figures": [1, 2]}
+    scn = load_scenario(SMALL, {"reference": ref, "reference.figures.0": 99})
+    assert scn.reference == {"figures": [99, 2]} and ref == {"figures": [1, 2]}
+    with pytest.raises(ScenarioError, match="nest deeper|nests deeper"):
+        load_scenario(SMALL, {"reference": _nested(5000)})
