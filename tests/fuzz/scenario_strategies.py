@@ -44,12 +44,16 @@ def _deep(levels: int) -> Any:
     return out
 
 
+def _deep_5000() -> Any:
+    return _deep(5000)
+
+
 EXTREME: tuple[Any, ...] = (
     0, -1, 1, 0.5, 1e-9, 1e9, 1e308, -1e308, math.nan, math.inf, -math.inf, 2**63, 2**64, 10**30, HUGE, True,
     False, None, "", "x", "auto", "all", "none", "sim", "live", "publish", "ack", "redis", "memory", "nats",
     "sqlite", "default", "²", "1e3", "p99", "p²", "p", "p-1", "p1e3", "1.2.3", "\x00", "\ud800", [], {},
     [1, 2], [0, "x"], {"kind": "outage"}, {"rate": 1}, {"backend": "redis"}, Opaque(), b"x", (1, 2),
-    _loop(), _deep(50), Deferred(_deep(5000)),
+    _loop(), _deep(50), Deferred(make=_deep_5000),
 )
 BOUNDED: tuple[Any, ...] = (
     0, -1, 1, 2, 0.5, 5, 10, True, None, "", "x", "auto", "all", "none", [], {}, [1, 2], "²", "p99", "p²",

@@ -56,14 +56,22 @@ HUGE_INT = 10 ** (sys.get_int_max_str_digits() + 10 if sys.get_int_max_str_digit
 
 
 class Deferred:
-    """A pool entry standing for a value without a repr (hypothesis reprs its strategies for its reports)."""
+    """A pool entry standing for a value without a repr (hypothesis reprs its strategies for its reports):
+    an immutable value, or a ``make`` function building a fresh (mutable) one per draw - too deep to
+    deep-copy, and code under test (or a mutation) may write into it."""
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, value: Any = None, *, make: Any = None) -> None:
+        self._value, self._make = value, make
+
+    @property
+    def value(self) -> Any:
+        return self._make() if self._make is not None else self._value
 
     def __repr__(self) -> str:
-        bits = self.value.bit_length() if isinstance(self.value, int) else None
-        return f"<{type(self.value).__name__}{f' of {bits} bits' if bits else ''}>"
+        if self._make is not None:
+            return f"<fresh {getattr(self._make, '__name__', 'value')}>"
+        bits = self._value.bit_length() if isinstance(self._value, int) else None
+        return f"<{type(self._value).__name__}{f' of {bits} bits' if bits else ''}>"
 
 
 HUGE = Deferred(HUGE_INT)
