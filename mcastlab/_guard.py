@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from mcastlab.errors import BackendError, McastlabError
+from mcastlab.errors import BackendError, McastlabError, preview
 
 
 class _Owner(Protocol):
@@ -38,13 +38,14 @@ class Guard:
                  tb: object) -> Literal[False]:
         if exc is None or not isinstance(exc, Exception):
             return False
+        name = self.identity if isinstance(self.identity, str) else preview(self.identity)
         if self.emit:
-            self.c._failed(self.op, self.t0, exc, str(self.identity))
+            self.c._failed(self.op, self.t0, exc, name)
         else:
             self.c._count_error(self.op, type(exc).__name__)
         if isinstance(exc, McastlabError):
             return False
-        what = f"{self.op}({self.identity!r})" if self.identity != "" else self.op
+        what = f"{self.op}({name!r})" if self.identity != "" else self.op
         raise BackendError(f"{what} failed: {type(exc).__name__}: {exc}",
                            backend=self.c.backend_name) from exc
 

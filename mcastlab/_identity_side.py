@@ -3,13 +3,14 @@ missed (the durability slot)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from mcastlab._guard import Guard
 from mcastlab.backends.base import DELIVERED, Durability, Message, Messaging
-from mcastlab.errors import UnsupportedError, UsageError
+from mcastlab.errors import UnsupportedError, UsageError, preview
 from mcastlab.identity import validate_identity
 
 if TYPE_CHECKING:
@@ -60,12 +61,17 @@ class IdentitySide:
         """Messages ``identity`` missed since ``since`` (needs a durability backend)."""
         name = validate_identity(identity)
         journal = self._journal("replay")
-        if isinstance(since, bool) or not isinstance(since, int | float) or since != since:
+        try:
+            number = isinstance(since, int | float) and not isinstance(since, bool)
+            since_s = float(since) if number else math.nan
+        except OverflowError:  # an int beyond the float range
+            since_s = math.nan
+        if since_s != since_s:
             raise UsageError(f"since must be a time in seconds on the coordinator's clock (e.g. 0 for "
-                             f"everything), got {since!r}")
+                             f"everything), got {preview(since)}")
         await self._ready()
         with Guard(self, "replay", self.runtime.now(), identity):
-            return await journal.pending(name, since=float(since))
+            return await journal.pending(name, since=since_s)
 
     async def ack(self, identity: str, message_ids: Any) -> None:
         """Record that ``identity`` now holds these replayed messages, so they are not offered again."""
@@ -75,7 +81,7 @@ class IdentitySide:
         listed = isinstance(ids, list | tuple | set | frozenset)
         if not listed or not all(isinstance(m, str) and m for m in ids):
             raise UsageError(f"message_ids must be a message id (Message.id) or a list of them, "
-                             f"got {message_ids!r:.80}")
+                             f"got {preview(message_ids, 80)}")
         await self._ready()
         with Guard(self, "ack", self.runtime.now(), identity):
             for mid in ids:

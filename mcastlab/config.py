@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ConfigError, preview
 from mcastlab.identity import MAX_TTL
+
+MIN_SWEEP_INTERVAL = 0.001  # seconds: the sweeper wakes at least once per interval, so shorter ones spin
 
 
 class _ConfigMeta(type):
@@ -33,8 +35,8 @@ class _ConfigMeta(type):
 def _unknown_message(unknown: list[Any], known: list[str], where: str) -> str:
     hints = []
     for k in unknown:
-        close = difflib.get_close_matches(str(k), known, n=1)
-        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        close = difflib.get_close_matches(k if isinstance(k, str) else preview(k), known, n=1)
+        hints.append(preview(k) + (f" (did you mean {close[0]!r}?)" if close else ""))
     return f"unknown config key(s){where}: {', '.join(hints)}. Known keys: {', '.join(known)}"
 
 
@@ -75,18 +77,24 @@ class Config(metaclass=_ConfigMeta):
         _check_int("sweep_batch", self.sweep_batch, minimum=1)
         for name in ("send_timeout", "sweep_interval"):
             _check_ttl(name, getattr(self, name), allow_none=False)
+        if self.sweep_interval < MIN_SWEEP_INTERVAL:
+            raise ConfigError(f"Config.sweep_interval must be at least {MIN_SWEEP_INTERVAL} s, got "
+                              f"{self.sweep_interval!r}: the sweeper wakes up at least once per interval, "
+                              "so a shorter one busy-loops (and in virtual time barely moves the clock)",
+                              key="sweep_interval")
         for name in ("retry_backoff", "retry_backoff_max", "sweep_resolution"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value) \
                     or value < 0:
-                raise ConfigError(f"Config.{name} must be a finite number >= 0, got {value!r}", key=name)
+                raise ConfigError(f"Config.{name} must be a finite number >= 0, got {preview(value)}",
+                                  key=name)
         if self.delivery_mode not in ("publish", "ack"):
             raise ConfigError(
-                f"Config.delivery_mode must be 'publish' or 'ack', got {self.delivery_mode!r}",
+                f"Config.delivery_mode must be 'publish' or 'ack', got {preview(self.delivery_mode)}",
                 key="delivery_mode",
             )
         if not isinstance(self.auto_sweep, bool):
-            raise ConfigError(f"Config.auto_sweep must be true or false, got {self.auto_sweep!r}",
+            raise ConfigError(f"Config.auto_sweep must be true or false, got {preview(self.auto_sweep)}",
                               key="auto_sweep")
         if not isinstance(self.pattern_name, str) or not self.pattern_name:
             raise ConfigError("Config.pattern_name must be a non-empty str", key="pattern_name")
@@ -105,7 +113,8 @@ class Config(metaclass=_ConfigMeta):
         known = cls.keys()
         unknown = [k for k in data if k not in known]
         if unknown:
-            raise ConfigError(_unknown_message(unknown, known, where), key=str(unknown[0]), source=source)
+            key = unknown[0] if isinstance(unknown[0], str) else preview(unknown[0])
+            raise ConfigError(_unknown_message(unknown, known, where), key=key, source=source)
         try:
             return cls(**dict(data))
         except ConfigError as exc:
@@ -127,6 +136,12 @@ class Config(metaclass=_ConfigMeta):
             raise ConfigError(f"config file {p} cannot be read as YAML text: {exc}", source=str(p)) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {p} is not valid YAML: {exc}", source=str(p)) from None
+        except ValueError as exc:  # a scalar YAML cannot convert: an int too long, an impossible date
+            raise ConfigError(f"config file {p} holds a value YAML cannot convert: {exc}", source=str(p)) \
+                from None
+        except RecursionError:
+            raise ConfigError(f"config file {p} nests deeper than the YAML reader can follow; a config is "
+                              "flat 'key: value' lines", source=str(p)) from None
         if isinstance(data, Mapping) and "config" in data and isinstance(data["config"], Mapping):
             data = data["config"]
         return cls.from_dict(data or {}, source=str(p))
@@ -135,21 +150,34 @@ class Config(metaclass=_ConfigMeta):
         return asdict(self)
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
 def _check_ttl(name: str, value: Any, *, allow_none: bool) -> None:
     if value is None and allow_none:
         return
     bad_type = isinstance(value, bool) or not isinstance(value, int | float)
-    if bad_type or not math.isfinite(value) or value <= 0:
+    if bad_type or not _finite(value) or value <= 0:
         extra = " or None for no expiry" if allow_none else ""
-        raise ConfigError(f"Config.{name} must be a finite number of seconds > 0{extra}, got {value!r}",
-                          key=name)
+        raise ConfigError(f"Config.{name} must be a finite number of seconds > 0{extra}, got "
+                          f"{preview(value)}", key=name)
+
+
+_INT_MAX = 2**63 - 1  # counts and limits reach SQL as 64-bit integers (LIMIT ?, sweep batches)
 
 
 def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"Config.{name} must be an int >= {minimum}, got {value!r}", key=name)
+        raise ConfigError(f"Config.{name} must be an int >= {minimum}, got {preview(value)}", key=name)
+    if value > _INT_MAX:
+        raise ConfigError(f"Config.{name} must be at most 2**63 - 1, the largest count every backend "
+                          f"stores, got {preview(value)}", key=name)
 
 
 __all__ = ["Config"]

@@ -157,6 +157,17 @@ class Cancelled(BaseException):
     """Raised inside a coroutine cancelled by the SimPy runtime (asyncio uses its own)."""
 
 
+def preview(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages: never raises, so that reporting a
+    bad value cannot fail in turn (an int too long for ``repr`` has its digit count shown instead)."""
+    try:
+        return repr(value)[:limit]
+    except (ValueError, RecursionError):  # the stand-in is short, and kept whole even past ``limit``
+        if isinstance(value, int):
+            return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+        return f"<a {type(value).__name__} that cannot be shown>"
+
+
 __all__ = [
     "BackendError",
     "BackendUnavailableError",

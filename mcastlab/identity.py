@@ -17,11 +17,14 @@ from mcastlab.errors import (
     InvalidTTLError,
     PayloadTooLargeError,
     UsageError,
+    preview,
 )
 
 MAX_IDENTITY_LENGTH = 256
 MAX_METADATA_DEPTH = 8
 MAX_TTL = 1e9  # seconds; every registry stores deadlines up to here (Redis's PEXPIRE needs a bound)
+MAX_INT_DIGITS = 640  # Python writes ints this long as text (JSON) whatever its int_max_str_digits
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 Metadata = dict[str, Any]
@@ -63,7 +66,7 @@ def validate_identity(name: object) -> str:
         return name
     if not isinstance(name, str):
         raise InvalidIdentityError(
-            f"identity must be a str, got {type(name).__name__} {name!r}; pass the name as text",
+            f"identity must be a str, got {type(name).__name__} {preview(name, 80)}; pass the name as text",
             identity=name,
         )
     if not name:
@@ -126,7 +129,7 @@ def _copy_dict(d: Mapping[Any, Any], path: str, depth: int) -> tuple[dict[str, A
         if t is str:
             out[key] = value
             size += len(key) + len(value) + 6
-        elif t is int or t is bool or value is None:
+        elif (t is int and -_INT_BOUND < value < _INT_BOUND) or t is bool or value is None:
             out[key] = value
             size += len(key) + 12
         elif t is float and math.isfinite(value):
@@ -142,7 +145,7 @@ def _bad_key(key: Any, path: str) -> None:
     where = path or "top level"
     if type(key) is not str:
         raise InvalidMetadataError(
-            f"metadata key {key!r} at {where} is a {type(key).__name__}; keys must be str", path=path)
+            f"metadata key {preview(key)} at {where} is a {type(key).__name__}; keys must be str", path=path)
     raise InvalidMetadataError(f"metadata at {where} has an empty key; keys must be non-empty", path=path)
 
 
@@ -151,6 +154,11 @@ def _copy_value(value: Any, path: str, depth: int) -> tuple[Any, int]:
     if t is str:
         return value, len(value) + 2
     if t is int or t is bool or value is None:
+        if t is int and not -_INT_BOUND < value < _INT_BOUND:
+            raise InvalidMetadataError(
+                f"metadata {path!r} is an integer of about {int(value.bit_length() * 0.30103) + 1} digits; "
+                f"integers in metadata have at most {MAX_INT_DIGITS} digits, so that every backend can write "
+                "them as JSON. Store it as a str", path=path)
         return value, 8
     if t is float:
         if not math.isfinite(value):
@@ -174,7 +182,7 @@ def _copy_value(value: Any, path: str, depth: int) -> tuple[Any, int]:
             size += n + 1
         return items, size
     raise InvalidMetadataError(
-        f"metadata {path!r} has a value of type {t.__name__} ({value!r:.40}); only JSON types are "
+        f"metadata {path!r} has a value of type {t.__name__} ({preview(value, 40)}); only JSON types are "
         "allowed: None, bool, int, float, str, list, dict. Convert it (e.g. str(value)) first",
         path=path,
     )
@@ -183,11 +191,14 @@ def _copy_value(value: Any, path: str, depth: int) -> tuple[Any, int]:
 def validate_ttl(ttl: object, *, what: str = "ttl") -> float:
     """Return ``ttl`` as a float if it is a finite number > 0, else raise :class:`InvalidTTLError`."""
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise InvalidTTLError(f"{what} must be a number of seconds, got {type(ttl).__name__} {ttl!r}")
-    value = float(ttl)
+        raise InvalidTTLError(f"{what} must be a number of seconds, got {type(ttl).__name__} {preview(ttl)}")
+    try:
+        value = float(ttl)
+    except OverflowError:  # an int beyond the float range
+        value = -math.inf if ttl < 0 else math.inf
     if not math.isfinite(value) or value <= 0:
         raise InvalidTTLError(
-            f"{what} must be a finite number of seconds > 0, got {ttl!r}; "
+            f"{what} must be a finite number of seconds > 0, got {preview(ttl)}; "
             "use Config(default_ttl=None) for identities that never expire",
         )
     if value > MAX_TTL:
@@ -201,7 +212,12 @@ def validate_ttl(ttl: object, *, what: str = "ttl") -> float:
 def validate_payload(payload: object, *, max_bytes: int) -> bytes:
     """A multicast payload as bytes (``str`` is UTF-8 encoded); PayloadTooLargeError beyond ``max_bytes``."""
     if isinstance(payload, str):
-        data = payload.encode()
+        try:
+            data = payload.encode()
+        except UnicodeEncodeError as exc:
+            raise UsageError(f"payload text holds {preview(payload[exc.start:exc.end], 20)} at position "
+                             f"{exc.start}, which UTF-8 cannot encode (a lone surrogate); pass bytes, or "
+                             "text read with a proper decoder") from None
     elif isinstance(payload, bytes | bytearray | memoryview):
         data = bytes(payload)
     else:

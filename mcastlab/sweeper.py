@@ -114,6 +114,7 @@ class Sweeper:
                 self.errors += 1
                 log.warning("expiry sweep failed (%d in a row); retrying", failures, exc_info=True)
                 delay = min(cfg.sweep_interval, max(cfg.sweep_resolution, self._backoff.compute(failures)))
+                delay = delay or cfg.sweep_interval  # no backoff and no resolution: still never retry at once
             self._next_wake = runtime.now() + delay
             if self._wake.is_set():
                 continue

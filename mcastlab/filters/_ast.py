@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any, ClassVar, NoReturn
 
-from mcastlab.errors import FilterError, FilterTooComplexError
+from mcastlab.errors import FilterError, FilterTooComplexError, preview
 
 from ._lexical import canonical_field, check_scalar, quote_string, render_field, render_value, value_tag
 
@@ -111,8 +111,8 @@ def _operand(other: object, op: str) -> Filter:
     if isinstance(other, Filter):
         return other
     raise FilterError(
-        f"cannot combine a filter with {type(other).__name__} {other!r:.40} using {op}; both sides must "
-        "be filters. Remember that & and | bind tighter than ==: write (F('a') == 1) & (F('b') == 2), "
+        f"cannot combine a filter with {type(other).__name__} {preview(other, 40)} using {op}; both sides "
+        "must be filters. Remember that & and | bind tighter than ==: write (F('a') == 1) & (F('b') == 2), "
         "and convert dicts or strings with to_filter()"
     )
 
@@ -133,7 +133,7 @@ def _check_children(children: object, what: str) -> tuple[Filter, ...]:
     for child in result:
         if not isinstance(child, Filter):
             raise FilterError(
-                f"{what}() children must be filters, got {type(child).__name__} {child!r:.40}; "
+                f"{what}() children must be filters, got {type(child).__name__} {preview(child, 40)}; "
                 "convert dicts and strings with to_filter()"
             )
     if len(result) < 2:
@@ -236,7 +236,7 @@ class Not(Filter):
     def __post_init__(self) -> None:
         if not isinstance(self.child, Filter):
             raise FilterError(
-                f"Not() takes a filter, got {type(self.child).__name__} {self.child!r:.40}; "
+                f"Not() takes a filter, got {type(self.child).__name__} {preview(self.child, 40)}; "
                 "convert dicts and strings with to_filter()"
             )
         depth = 1 + self.child.depth
@@ -271,7 +271,7 @@ class Compare(Filter):
         if self.op not in COMPARE_OPS:
             hint = _OP_HINTS.get(self.op) if isinstance(self.op, str) else None
             raise FilterError(
-                f"unknown comparison operator {self.op!r:.20}"
+                f"unknown comparison operator {preview(self.op, 20)}"
                 + (f"; {hint}" if hint else f"; use one of {', '.join(COMPARE_OPS)}")
             )
         check_scalar(self.value, f"value compared with {self.field!r}", allow_version=True)
@@ -297,7 +297,7 @@ class In(Filter):
         if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
             raise FilterError(
                 f"the values for 'in' on {self.field!r} must be a list such as ['a', 'b'], got "
-                f"{type(values).__name__} {values!r:.40}"
+                f"{type(values).__name__} {preview(values, 40)}"
             )
         values = tuple(values)
         if len(values) > MAX_IN_VALUES:
@@ -307,7 +307,7 @@ class In(Filter):
         for v in values:
             check_scalar(v, f"value in the 'in' list for {self.field!r}")
         if type(self.negated) is not bool:
-            raise FilterError(f"In(negated=...) must be True or False, got {self.negated!r:.20}")
+            raise FilterError(f"In(negated=...) must be True or False, got {preview(self.negated, 20)}")
         object.__setattr__(self, "values", values)
 
     def _ident(self) -> tuple[Any, ...]:
@@ -346,7 +346,7 @@ class StartsWith(Filter):
         if type(self.prefix) is not str:
             raise FilterError(
                 f"startswith on {self.field!r} needs a str prefix, got {type(self.prefix).__name__} "
-                f"{self.prefix!r:.40}"
+                f"{preview(self.prefix, 40)}"
             )
 
     def _ident(self) -> tuple[Any, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mcastlab.errors import FilterError
+from mcastlab.errors import FilterError, preview
 
 from ._ast import All, And, Compare, Filter
 from ._field import Field
@@ -38,7 +38,7 @@ def to_filter(obj: object) -> Filter:
         return _from_dict(obj)
     if isinstance(obj, Field):
         raise FilterError(f"F({obj.name!r}) is a field, not a filter; compare it: F({obj.name!r}) == value")
-    raise FilterError(f"a filter must be {_FORMS}; got {type(obj).__name__} {obj!r:.60}")
+    raise FilterError(f"a filter must be {_FORMS}; got {type(obj).__name__} {preview(obj)}")
 
 
 def _from_dict(obj: Mapping[Any, Any]) -> Filter:
@@ -46,7 +46,8 @@ def _from_dict(obj: Mapping[Any, Any]) -> Filter:
     for key, value in obj.items():
         if type(key) is not str or not key:
             raise FilterError(
-                f"filter dict keys must be non-empty field names (str), got {type(key).__name__} {key!r:.40}"
+                f"filter dict keys must be non-empty field names (str), got {type(key).__name__} "
+                f"{preview(key, 40)}"
             )
         if isinstance(value, list | tuple | set | frozenset):
             raise FilterError(

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from mcastlab.errors import FilterError
+from mcastlab.errors import FilterError, preview
 
 from ._version import Version
 
@@ -45,7 +45,7 @@ def field_path(name: str) -> tuple[str, ...]:
     if type(name) is not str:
         raise FilterError(
             f"a field name must be a str such as 'status' or 'hw.model', got {type(name).__name__} "
-            f"{name!r:.60}"
+            f"{preview(name)}"
         )
     if not name:
         raise FilterError("a field name must not be empty; name a metadata key such as 'status'")
@@ -170,7 +170,7 @@ def check_scalar(value: Any, what: str, *, allow_version: bool = False) -> Any:
     if t is int:
         if not INT64_MIN <= value <= INT64_MAX:
             raise FilterError(
-                f"{what}: integer {value} is outside the signed 64-bit range that backends support"
+                f"{what}: integer {preview(value)} is outside the signed 64-bit range that backends support"
             )
         return value
     if t is float:
@@ -187,7 +187,7 @@ def check_scalar(value: Any, what: str, *, allow_version: bool = False) -> Any:
         hint = "version literals work only with ==, !=, <, <=, >, >="
     else:
         hint = "use str, int, float, bool or None" + (" (or Version)" if allow_version else "")
-    raise FilterError(f"{what}: {t.__name__} {value!r:.60} is not a valid filter value; {hint}")
+    raise FilterError(f"{what}: {t.__name__} {preview(value)} is not a valid filter value; {hint}")
 
 
 def value_tag(value: Any) -> tuple[str, Any]:

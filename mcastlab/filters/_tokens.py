@@ -11,6 +11,7 @@ from ._lexical import IDENT_RE
 from ._version import Version
 
 _NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_DIGITS = frozenset("0123456789")
 _WS_RE = re.compile(r"\s+")
 _CMP_OPS = ("==", "!=", "<=", ">=", "<", ">")
 _BAD_OPS = {
@@ -87,7 +88,7 @@ def tokenize(text: str) -> list[Token]:
             value, end = _read_backquoted(text, i)
             tokens.append(Token("name", value, i))
             i = end
-        elif ch.isdigit() or (ch == "-" and i + 1 < n and text[i + 1].isdigit()):
+        elif ch in _DIGITS or (ch == "-" and i + 1 < n and text[i + 1] in _DIGITS):  # not '²': not a number
             tokens.append(_read_number(text, i))
             i = _NUMBER_RE.match(text, i).end()  # type: ignore[union-attr]
         elif (m := IDENT_RE.match(text, i)) is not None:

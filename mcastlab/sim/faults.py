@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ConfigError, preview
 
 TARGETS = ("registry", "messaging")
 FAULT_KINDS = ("outage", "slow", "errors", "drop")
@@ -76,8 +77,10 @@ class FaultSpec:
 
 def _number(d: Mapping[str, Any], key: str, path: str, lo: float, hi: float = math.inf) -> float:
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or not lo <= v <= hi:
-        raise ConfigError(f"{path}.{key} must be a number in [{lo}, {hi}], got {v!r}", key=f"{path}.{key}")
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != v or not lo <= v <= hi \
+            or (isinstance(v, int) and abs(v) > sys.float_info.max):  # an int float(v) cannot convert
+        raise ConfigError(f"{path}.{key} must be a number in [{lo}, {hi}], got {preview(v)}",
+                          key=f"{path}.{key}")
     return float(v)
 
 

@@ -219,11 +219,14 @@ class SimMessaging:
         if mode == "publish":
             return  # buffered: accepted at ``accepted``; flush confirms
         if not listeners and sink is None:
+            answer = accepted - now + self._ack() * factor  # the server's "no responders" reply
+            if answer > timeout:  # it would come back after the sender gave up: a timeout
+                self.stats["send"].fail(TIMEOUT)
+                await self._fail(timeout, DeliveryError(f"no acknowledgement within {timeout} s",
+                                                        status=TIMEOUT, backend=self.name))
             self.stats["send"].fail(NO_LISTENER)
-            await self._fail(
-                accepted - now + self._ack() * factor,
-                DeliveryError(f"no listener on {message.identity!r}", status=NO_LISTENER, backend=self.name),
-            )
+            await self._fail(answer, DeliveryError(f"no listener on {message.identity!r}",
+                                                   status=NO_LISTENER, backend=self.name))
         done = t_recv + self._ack() * factor
         if dropped or done - now > timeout:
             self.stats["send"].fail(TIMEOUT)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mcastlab.errors import ConfigError, UsageError
+from mcastlab.errors import ConfigError, UsageError, preview
 
 BLOCK = 512
 KINDS = ("constant", "lognormal", "exponential", "empirical")
@@ -164,12 +165,13 @@ def _num(d: Mapping[str, Any], key: str, path: str, *, positive: bool = False, d
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
-        or not math.isfinite(v)
+        or not abs(v) <= sys.float_info.max  # not NaN or infinite, and no int beyond the float range
         or v < 0
         or (positive and v <= 0)
     ):
         need = "> 0" if positive else ">= 0"
-        raise ConfigError(f"{path}.{key} must be a finite number {need}, got {v!r}", key=f"{path}.{key}")
+        raise ConfigError(f"{path}.{key} must be a finite number {need}, got {preview(v)}",
+                          key=f"{path}.{key}")
     return float(v)
 
 
@@ -218,8 +220,11 @@ def parse_model(value: Any, path: str) -> Model:
     samples = value.get("samples")
     if not isinstance(samples, Sequence) or isinstance(samples, str) or not samples:
         raise ConfigError(f"{path}.samples must be a non-empty list of seconds", key=f"{path}.samples")
-    arr = np.asarray(samples, dtype=float)
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+    try:
+        arr = np.asarray(samples, dtype=float)
+    except (TypeError, ValueError, OverflowError):  # text, nested lists, objects, ints past the float range
+        arr = np.asarray([np.nan])
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):  # [[1, 2]] is 2-D, not numbers
         raise ConfigError(f"{path}.samples must be finite numbers >= 0", key=f"{path}.samples")
     return Empirical(tuple(arr.tolist()), _num(value, "scale", path, default=1.0), per_item)
 

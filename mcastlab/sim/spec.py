@@ -53,13 +53,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ConfigError, preview
 from mcastlab.sim.cpu import CpuSpec
 from mcastlab.sim.faults import REGISTRY_OPS, FaultSpec, parse_fault
 from mcastlab.sim.models import GapTable, Model, parse_model
@@ -99,6 +99,7 @@ MESSAGING_DEFAULTS: dict[str, Any] = {
     "ack": {"kind": "lognormal", "median": 6.0e-5, "sigma": 0.2},
     "inline": False,
 }
+MAX_SERVERS = 4096  # the queue keeps a slot per server: 10**9 of them would not fit in memory
 _TOP = ("calibration", "registry", "messaging", "cpu", "faults", "kafka")
 _REG_KEYS = tuple(REGISTRY_DEFAULTS)
 _MSG_KEYS = tuple(MESSAGING_DEFAULTS)
@@ -157,12 +158,12 @@ def _positive(
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
-        or not math.isfinite(v)
+        or not abs(v) <= sys.float_info.max  # not NaN or infinite, and no int beyond the float range
         or v < 0
         or (not zero and v == 0)
     ):
         raise ConfigError(
-            f"{path}.{key} must be a finite number {'>= 0' if zero else '> 0'}, got {v!r}",
+            f"{path}.{key} must be a finite number {'>= 0' if zero else '> 0'}, got {preview(v)}",
             key=f"{path}.{key}",
         )
     return v
@@ -201,8 +202,9 @@ class MessagingSpec:
 
 def _servers(d: Mapping[str, Any], path: str) -> int:
     v = d["servers"]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{path}.servers must be an int >= 1, got {v!r}", key=f"{path}.servers")
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SERVERS:  # one queue slot each
+        raise ConfigError(f"{path}.servers must be an int from 1 to {MAX_SERVERS}, got {preview(v)}",
+                          key=f"{path}.servers")
     return v
 
 
@@ -282,6 +284,11 @@ def load_calibration_sim(ref: str | Path, source: str | None = None) -> dict[str
         raise ConfigError(
             f"calibration file {p} is not valid JSON: {exc}", key="calibration", source=source
         ) from None
+    except (OSError, ValueError) as exc:  # a directory, unreadable, not UTF-8, an int json cannot convert
+        raise ConfigError(
+            f"calibration file {p} cannot be read: {exc}; pass a calibration .json file or 'default'",
+            key="calibration", source=source,
+        ) from None
     sim = data.get("sim") if isinstance(data, Mapping) else None
     if not isinstance(sim, Mapping):
         raise ConfigError(
@@ -290,6 +297,26 @@ def load_calibration_sim(ref: str | Path, source: str | None = None) -> dict[str
             source=source,
         )
     return dict(sim)
+
+
+def _check_shape(node: Any, path: str, source: str | None, above: list[int]) -> None:
+    """Refuse values no check below could quote in its message: ints of more than 640 digits (repr fails
+    past Python's digit limit) and nesting deeper than a spec has (10 levels) or containing itself (repr
+    recurses)."""
+    if isinstance(node, int) and abs(node) >= 10**640:
+        raise ConfigError(f"{path or 'sim'} is {preview(node)}; use a number of seconds", key=path,
+                          source=source)
+    if not isinstance(node, Mapping | list | tuple):
+        return
+    if len(above) >= 10 or id(node) in above:
+        raise ConfigError(f"{path or 'sim'} nests deeper than a sim spec does (or contains itself); "
+                          "flatten it", key=path, source=source)
+    above.append(id(node))
+    for k, v in node.items() if isinstance(node, Mapping) else enumerate(node):
+        sub = f"{path}.{k if isinstance(k, str) else preview(k)}".lstrip(".")
+        _check_shape(k, sub, source, above)
+        _check_shape(v, sub, source, above)
+    above.pop()
 
 
 @dataclass(frozen=True)
@@ -310,6 +337,7 @@ class SimSpec:
         d = {} if d is None else d
         if not isinstance(d, Mapping):
             raise ConfigError(f"sim spec must be a mapping, got {type(d).__name__}", key="sim", source=source)
+        _check_shape(d, "", source, [])
         _unknown(d, _TOP, "sim", source)
         reg: dict[str, Any] = dict(REGISTRY_DEFAULTS)
         msg: dict[str, Any] = dict(MESSAGING_DEFAULTS)

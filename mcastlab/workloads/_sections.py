@@ -74,7 +74,7 @@ def _parse_slots(value: Any, *, key: str, source: str) -> dict[str, Slot]:
                 )
         else:
             backend = v
-        if backend not in known:
+        if not isinstance(backend, str) or backend not in known:  # a list or dict is not even hashable
             fail(source, sub, f"unknown {slot} backend {backend!r}", f"use one of {', '.join(known)}")
         allowed = (*known[backend], "options")
         for k in opts:
@@ -126,7 +126,7 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
         if k not in allowed:
             fail(source, join(key, k), "unknown key", f"use {', '.join(allowed)}")
     metric = d.get("metric")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         fail(source, join(key, "metric"), f"unknown metric {metric!r}", f"use one of {', '.join(METRICS)}")
     op = d.get("op")
     if op is not None and op not in OP_NAMES:
@@ -150,13 +150,13 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
     stat = d.get("stat", "p99")
     if not isinstance(stat, str) or not (
         stat in ("count", "sum", "mean", "min", "max")
-        or (stat.startswith("p") and stat[1:].replace(".", "", 1).isdigit())
+        or (stat.startswith("p") and _percentile(stat[1:]))
     ):
         fail(
             source,
             join(key, "stat"),
             f"unknown statistic {stat!r}",
-            "use count, sum, mean, min, max or p50/p99/p99.9",
+            "use count, sum, mean, min, max or a percentile from p0 to p100 such as p50/p99/p99.9",
         )
     for k in ("min_matched", "max_matched", "min_samples"):
         v = d.get(k)
@@ -180,6 +180,12 @@ def _parse_target(value: Any, *, key: str, source: str) -> TargetSpec:
         "scenario",
         d.get("min_samples"),
     )
+
+
+def _percentile(text: str) -> bool:
+    """``text`` is a percentile numpy computes: ASCII digits ('²'.isdigit() is true too), at most 100."""
+    digits = text.replace(".", "", 1)
+    return digits.isascii() and digits.isdigit() and float(text) <= 100
 
 
 def _parse_targets(value: Any, *, key: str, source: str) -> list[TargetSpec]:

@@ -107,7 +107,7 @@ def parse_fault(value: Any, *, key: str, source: str) -> Outage | ExpiryAvalanch
             f"write e.g. '- {{kind: outage, at: 600, duration: 30}}'; kinds: {', '.join(FAULT_KINDS)}",
         )
     kind = value.get("kind")
-    cls = FAULT_KINDS.get(kind)  # type: ignore[arg-type]
+    cls = FAULT_KINDS.get(kind) if isinstance(kind, str) else None  # a list or dict is not even hashable
     if cls is None:
         fail(
             source, join(key, "kind"), f"unknown fault kind {kind!r}", f"use one of {', '.join(FAULT_KINDS)}"

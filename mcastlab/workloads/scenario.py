@@ -37,10 +37,10 @@ from typing import Any, Literal
 import yaml
 
 from mcastlab.config import Config
-from mcastlab.errors import McastlabError, ScenarioError
+from mcastlab.errors import McastlabError, ScenarioError, preview
 from mcastlab.filters import compile_filter
 from mcastlab.measure.targets import SPEC_TARGETS, TargetSpec
-from mcastlab.workloads._schema import fail, parse, spec
+from mcastlab.workloads._schema import fail, join, parse, spec
 from mcastlab.workloads._sections import (
     BACKENDS,
     Slot,
@@ -156,14 +156,20 @@ class Scenario:
         return getattr(self.workload, "ttl", self.config.default_ttl)
 
 
+MAX_DEPTH = 100  # levels of nesting a scenario may have (its own sections use about 5)
+
+
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for ``path`` "a.b.c" (numeric parts index lists)."""
+    if not isinstance(path, str):
+        raise ScenarioError(f"--set {preview(path)}: an override key must be a dotted path in a str. "
+                            "Fix: write it as text, e.g. 'workload.devices'", key=preview(path))
     parts = path.split(".")
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not (part.isascii() and part.isdigit()) or int(part) >= len(node):  # not '²': int() refuses it
                 raise ScenarioError(
                     f"--set {path}: {'.'.join(parts[:i]) or '(top)'} is a list of {len(node)}; "
                     f"'{part}' is not an index in it. Fix: use 0..{len(node) - 1}",
@@ -200,7 +206,13 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
                 f"--set {pair!r}: expected KEY=VALUE. Fix: e.g. --set workload.devices=1000", key=pair
             )
         k, v = pair.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # an int too long, a bad date, [[[...
+            raise ScenarioError(
+                f"--set {preview(pair, 80)}: the value is not YAML this loader can read ({exc}). Fix: quote "
+                f"it as a string, e.g. --set {k.strip()}='...', or correct it", key=k.strip() or pair
+            ) from None
     return out
 
 
@@ -210,7 +222,12 @@ def load_scenario(
 ) -> Scenario:
     """Read and validate a scenario (a YAML path or a dict), after applying dotted-key ``overrides``."""
     if isinstance(path_or_dict, Mapping):
-        data, source, stem = copy.deepcopy(dict(path_or_dict)), "<scenario dict>", "scenario"
+        source, stem = "<scenario dict>", "scenario"
+        try:
+            data = copy.deepcopy(dict(path_or_dict))
+        except RecursionError:
+            fail(source, "", f"nests deeper than Python can copy (more than {MAX_DEPTH} levels are refused)",
+                 "flatten the scenario")
     else:
         p = Path(path_or_dict)
         source, stem = str(p), p.stem
@@ -230,6 +247,13 @@ def load_scenario(
                 f"{p}: cannot be read as a YAML text file ({exc}). Fix: pass a scenario .yaml file",
                 source=source,
             ) from None
+        except ValueError as exc:  # a scalar YAML cannot convert: an int too long, an impossible date
+            raise ScenarioError(
+                f"{p}: holds a value YAML cannot convert ({exc}). Fix: correct that value", source=source
+            ) from None
+        except RecursionError:
+            raise ScenarioError(f"{p}: nests deeper than the YAML reader can follow. Fix: flatten it",
+                                source=source) from None
         if not isinstance(data, dict):
             fail(
                 source,
@@ -237,8 +261,18 @@ def load_scenario(
                 f"expected a mapping at the top, got {type(data).__name__}",
                 "start the file with 'pattern: multicast-registry' and the other keys",
             )
-    for k, v in (overrides or {}).items():
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ScenarioError(f"overrides must be a mapping of dotted keys to values, got "
+                            f"{type(overrides).__name__}. Fix: pass e.g. {{'workload.devices': 100}}",
+                            key="overrides")
+    try:  # copied: a later override must not write into an earlier one's value, which is the caller's
+        items = copy.deepcopy(list((overrides or {}).items()))
+    except RecursionError:
+        fail(source, "overrides", f"nest deeper than Python can copy (more than {MAX_DEPTH} levels are "
+             "refused)", "flatten the override values")
+    for k, v in items:
         set_path(data, k, v)
+    _check_values(data, "", source, set())
     for k in ("source", "raw"):
         if k in data:
             fail(source, k, "is set by the loader", f"remove '{k}'")
@@ -257,6 +291,31 @@ def load_scenario(
         object.__setattr__(scn, "config", dataclasses.replace(scn.config, max_identities=limit))
     object.__setattr__(scn, "raw", data)
     return scn
+
+
+def _check_values(node: Any, key: str, source: str, above: set[int]) -> None:
+    """Refuse ints outside the signed 64-bit range anywhere in the scenario (converted to float they
+    overflow; past 4300 digits even their error messages fail), values that contain themselves (YAML
+    anchors can build them; a run could never write them into its manifest) and values nested deeper than
+    ``MAX_DEPTH`` (every later walk over them recurses)."""
+    if isinstance(node, int):
+        if not -(2**63) <= node < 2**63:
+            fail(source, key, f"the integer {preview(node)} is outside the signed 64-bit range",
+                 "use a number between -2**63 and 2**63 - 1")
+        return
+    if not isinstance(node, Mapping | list | tuple):
+        return
+    if id(node) in above:
+        fail(source, key, "contains itself (a YAML alias inside its own anchor)",
+             "write the value out instead of referring back to it")
+    if len(above) >= MAX_DEPTH:  # ``above`` holds the containers on the way here
+        fail(source, key, f"nests deeper than {MAX_DEPTH} levels", "flatten it")
+    above.add(id(node))
+    for k, v in node.items() if isinstance(node, Mapping) else enumerate(node):
+        sub = join(key, k if isinstance(k, str) else preview(k))
+        _check_values(k, sub, source, above)
+        _check_values(v, sub, source, above)
+    above.discard(id(node))
 
 
 def auto_max_identities(scn: Scenario) -> int:

@@ -36,7 +36,7 @@ def parse_workload(value: Any, *, key: str, source: str) -> Workload:
             "missing the workload kind",
             f"add 'kind: ...', one of {', '.join(KINDS)}",
         )
-    cls = KINDS.get(kind)
+    cls = KINDS.get(kind) if isinstance(kind, str) else None  # a list or dict is not even hashable
     if cls is None:
         import difflib
 
