@@ -21,9 +21,9 @@ import numpy as np
 
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
 from mcastlab.runtime._asyncio import run_blocking
+from mcastlab.sim._calfile import REPO_ROOT, resolve_calibration
 from mcastlab.sim.calibration import build_calibration, fit_cpu, save_calibration
 from mcastlab.sim.models import GapTable
-from mcastlab.sim.spec import REPO_ROOT, resolve_calibration
 from mcastlab.workloads.calibration_load import generator_cpu, measure_idle, recorder_cpu, run_workload
 
 DEFAULT_OUT = REPO_ROOT / "data" / "calibration" / "local.json"

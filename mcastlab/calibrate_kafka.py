@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from mcastlab.errors import BackendUnavailableError, McastlabError
+from mcastlab.sim._calfile import REPO_ROOT, resolve_calibration
 from mcastlab.sim.calibration import machine_info, save_calibration
 from mcastlab.sim.kafka import KAFKA_DEFAULTS
 from mcastlab.sim.models import fit_lognormal
-from mcastlab.sim.spec import REPO_ROOT, resolve_calibration
 
 DEFAULT_OUT = REPO_ROOT / "data" / "calibration" / "kafka.json"
 PARTITIONS = 8

@@ -40,6 +40,7 @@ _ZERO = {"kind": "constant", "value": 0.0}
 ZERO_LATENCY_SIM = {
     "registry": {"service": {"default": _ZERO}, "network": {"default": _ZERO}},
     "messaging": {"per_message": _ZERO, "flush": _ZERO, "delivery": _ZERO, "ack": _ZERO},
+    "cpu": "off",  # no client CPU either: a refused call must not move virtual time
 }
 WRITES = ("register", "heartbeat", "unregister", "multicast", "ack", "replay")
 
