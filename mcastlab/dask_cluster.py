@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from importlib import metadata
@@ -109,9 +110,17 @@ def cluster(
     with dask.config.set({"distributed.worker.profile.enabled": False}):  # see the module docstring
         local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=processes,
                              **options)
-    with local, Client(local) as client:
-        _check_workers(client, warm, local.scheduler_address)
-        yield client
+    nanny = logging.getLogger("distributed.nanny")
+    level = nanny.level
+    try:
+        with local, Client(local) as client:
+            _check_workers(client, warm, local.scheduler_address)
+            try:
+                yield client
+            finally:  # a worker still freeing a big run's memory is killed at close: not worth a warning
+                nanny.setLevel(logging.ERROR)
+    finally:
+        nanny.setLevel(level)
 
 
 def _check_workers(client: Any, warm: Sequence[str], where: str) -> None:

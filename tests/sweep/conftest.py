@@ -32,12 +32,12 @@ TINY: dict[str, Any] = {
         "metadata": {"status": "online"},
         "payload_bytes": 64,
     },
-    "sim": {"calibration": "default"},
+    "sim": {},  # the built-in model, pinned here: a recalibrated default.json must not move the knee
     "measure": {"agents": "none"},
     "spec_targets": False,
     # enumerate returns every registered identity, so its latency grows with the rate: monotone
-    "targets": [{"metric": "latency", "op": "enumerate", "stat": "p50", "below": 0.001,
-                 "name": "enumerate p50 < 1 ms"}],
+    "targets": [{"metric": "latency", "op": "enumerate", "stat": "p50", "below": 0.002,
+                 "name": "enumerate p50 < 2 ms"}],
 }
 
 

@@ -1,7 +1,7 @@
 """mcastlab.knee on an in-process cluster: a monotone synthetic case, and the two ways of having no knee.
 
 The tiny load test's enumerate returns every registered identity, so its p50 grows with the request
-rate; the target "enumerate p50 < 1 ms" passes at low rates and fails above roughly 80-100/s.
+rate; the target "enumerate p50 < 2 ms" passes at low rates and fails above roughly 55-90/s.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ def test_the_knee_is_bracketed_by_a_pass_and_a_failure(found: KneeResult) -> Non
     assert isinstance(found.value, int) and isinstance(found.failed_at, int)  # ints stay ints
     assert found.value == found.passed_at and 20 < found.value < found.failed_at <= 160
     assert found.failed_at - found.value <= max(1, 0.1 * found.value)  # --tolerance 0.1
-    assert found.first_failing_target == "enumerate p50 < 1 ms"
+    assert found.first_failing_target == "enumerate p50 < 2 ms"
     fail = found.failing.iloc[0]
-    assert fail["verdict"] == "fail" and fail["achieved"] >= 0.001 and fail["n"] >= 20
+    assert fail["verdict"] == "fail" and fail["achieved"] >= 0.002 and fail["n"] >= 20
 
 
 def test_every_probe_is_recorded_with_its_step(found: KneeResult) -> None:

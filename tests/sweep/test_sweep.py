@@ -33,7 +33,7 @@ def test_points_have_one_row_per_run_with_the_documented_columns(swept: SweepRes
     for op in ("enumerate", "register", "multicast"):
         for s in ("count", "p50_s", "p99_s", "error_rate", "achieved_rate"):
             assert f"{op}_{s}" in p.columns
-    assert {"run", "ok", "error", "wall_s", "cpu_s", "enumerate p50 < 1 ms", "all_passed"} <= set(p.columns)
+    assert {"run", "ok", "error", "wall_s", "cpu_s", "enumerate p50 < 2 ms", "all_passed"} <= set(p.columns)
     ok = p[p["ok"]]
     assert (ok["enumerate_count"] > 0).all() and ok["run"].notna().all()
     # register at 20/s for 7 measured seconds: ~70 samples, so no p99 (needs 100); at 60/s there is one
@@ -63,8 +63,8 @@ def test_summary_intervals_over_seeds(swept: SweepResult) -> None:
     assert (swept.summary.filter(like="_lo").fillna(0) >= 0).all().all()  # clipped: never negative
     assert s.loc[60, "enumerate_count"] == p.loc[p["workload.rate.rate"] == 60, "enumerate_count"].sum()
     # the target's column in the summary: passed on every seed
-    at20 = p.loc[p["workload.rate.rate"] == 20, "enumerate p50 < 1 ms"]
-    assert s.loc[20, "enumerate p50 < 1 ms"] == bool(at20.all())
+    at20 = p.loc[p["workload.rate.rate"] == 20, "enumerate p50 < 2 ms"]
+    assert s.loc[20, "enumerate p50 < 2 ms"] == bool(at20.all())
 
 
 def test_the_directory_holds_points_summary_frames_and_manifest(swept: SweepResult) -> None:
