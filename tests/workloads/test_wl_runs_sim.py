@@ -30,7 +30,10 @@ def test_invariants(sim_run) -> None:
     mc = sim_run.multicasts
     assert int(mc["missed"].sum()) == 0  # zero-loss simulated messaging: everyone alive and matching got it
     assert int(mc["duplicated"].sum()) == 0
-    assert (sim_run.ops["lag_s"] == 0).all()  # virtual time: the generator is never late
+    # the generator is late only by what the calibrated CPU model charges it (timer wake-ups, queueing
+    # behind the coordinator's own work): never early, and in these light scenarios a millisecond or so
+    lag = sim_run.ops["lag_s"]
+    assert (lag >= 0).all() and lag.median() < 0.005
     assert not sim_run.manifest["interrupted"]
 
 
