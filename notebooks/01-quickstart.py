@@ -218,9 +218,11 @@ print(f"virtual time elapsed: {rt.now():.3f} s; expiry lag with the embedded reg
 # so the sweeper (which sleeps exactly until the next deadline) detects each expiry with **zero lag**.
 #
 # Now plug in **simulated backends** (`mcastlab.sim.make_sim_backends`): a single-threaded registry
-# server with per-operation service and network-time models and a NATS-like messaging pipeline, all
-# drawn from a seeded generator. The models are data — here `notebooks/sim-model.yaml`, shared by the
-# notebooks (`make_sim_backends(None, ...)` would use the library's defaults). Operations now take (virtual) time, so latencies mean something.
+# server with per-operation service and network-time models, a NATS-like messaging pipeline, and the
+# coordinator process's own CPU (client work per call, per row decoded, per message framed, queued on
+# one core), all drawn from a seeded generator. The models are data — here `notebooks/sim-model.yaml`,
+# shared by the notebooks (`make_sim_backends(None, ...)` would use the library's defaults). Operations
+# now take (virtual) time, so latencies mean something.
 
 # %%
 rt, (n, found, result, message, counts), sim_expired = run_in_sim(sim_backends=True)

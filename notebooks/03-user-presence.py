@@ -77,11 +77,19 @@ print(f"{scenario.name}: {USERS:,} users, {ROOMS} rooms, {DURATION:.0f} s virtua
 print({k: v for k, v in run.manifest["counts"].items() if k in ("ops", "multicasts", "deliveries", "expirations")})
 print()
 print(format_table(run.targets))
+verdicts = run.targets["verdict"].value_counts()
+print(f"\n{verdicts.get('pass', 0)} targets pass, {verdicts.get('fail', 0)} fail, "
+      f"{verdicts.get('insufficient', 0)} rest on too few samples to judge, {verdicts.get('no data', 0)} without data")
 
 # %% [markdown]
-# Every target passes, and the targeting audit is clean: no message went to an expired user (`stale`),
-# no present member was missed. Room sizes follow the Zipf popularity, so broadcasts range from empty
-# rooms to a few dozen members; announcements go to everyone online.
+# No target fails, and the targeting audit is clean: no message went to an expired user (`stale`),
+# no present member was missed. Two targets cannot be judged at this scaled-down size and are reported
+# as *insufficient* rather than passed: the dropped users' p99 needs at least 100 expiries, and the
+# expiration-rate alert is defined over 5-minute windows, longer than this run after its 60 s warm-up
+# (for that one the table's `n < 1` is misleading: the run's length, not the sample count, is short).
+# The enumerate-1,000 target has no data because no room has that many members. Room sizes follow the
+# Zipf popularity, so broadcasts range from empty rooms to a few dozen members; announcements go to
+# everyone online.
 
 # %%
 mc = run.multicasts[run.multicasts["t_start"] >= run.warmup]
@@ -199,17 +207,34 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# In numbers, from the runs above:
+
+# %%
+room, everyone = per_stream.loc["room_message"], per_stream.loc["announcement"]
+print(f"room broadcast: each member reached in {room['delivery p50 (ms)']:.2f} ms (p50) / "
+      f"{room['delivery p99 (ms)']:.2f} ms (p99), the last member in {room['makespan p50 (ms)']:.2f} ms (p50) / "
+      f"{room['makespan p99 (ms)']:.2f} ms (p99), +{1e3 * fit[0]:.1f} µs per member")
+print(f"announcement to {everyone['members p50']:.0f} online users: last member within "
+      f"{everyone['makespan p99 (ms)']:.1f} ms (p99); audit: {run.audit()['stale']} stale, "
+      f"{run.audit()['missed']} missed")
+for (ttl, hb), r in linger.iterrows():
+    print(f"TTL {ttl:.0f} s / heartbeat {hb:.0f} s: a dropped user stays listed {r['min_s']:.1f}-{r['max_s']:.1f} s "
+          f"(mean {r['mean_s']:.1f} s), for {r['heartbeats/s per 1k users']:.0f} heartbeats/s per 1,000 users")
+print(f"the expiry event follows the deadline by at most {lag_ms.max():.2f} ms")
+
+# %% [markdown]
 # ## Answer
 #
-# With the modelled Redis + NATS pair, **a room broadcast reaches each member in ~1.9 ms (p50) and
-# ~2.5 ms at p99**, far inside the 50 ms chat target, and **its makespan to the last member is ~1.4 ms
-# at the median and ~2.7 ms at p99**, growing by ~12 µs per member (one enumerate, then one publish per
-# member through a single pipeline, then delivery); an announcement to every online user (~660 here)
-# completes in ~8 ms. Targeting is exact: no message to an expired user, no present member missed.
-# **A dropped user keeps showing as present for between TTL − heartbeat and TTL after the drop —
-# 37–60 s with the spec's 60 s TTL and 20 s heartbeat, 50 s on average** — because nothing can tell
-# a silent user from a slow one until its TTL runs out. The expiry machinery adds almost nothing: the
-# registry stops returning the user at its deadline and the sweeper reports the expiry within 10 ms
-# (its resolution), so **the TTL, not the expiry lag, sets how fast a dropped user disappears**.
-# Halving the TTL (30 s, heartbeat 10 s) halves the linger (~25 s on average) and doubles the heartbeat
-# load (100 instead of 50 heartbeats/s per 1,000 users); 15 s / 5 s lingers ~12 s for 4× the load.
+# With the modelled Redis + NATS pair and the coordinator's own CPU, **a room broadcast reaches each
+# member in one to three milliseconds** (p50 and p99 above), far inside the 50 ms chat target, and **its
+# makespan to the last member is of the same order, growing by about 12 µs per member** (one enumerate,
+# then one publish per member through a single pipeline, then delivery); an announcement to every
+# online user (about 660 here) completes in about 10 ms. Targeting is exact: no message to an expired
+# user, no present member missed. **A dropped user keeps showing as present for between TTL − heartbeat
+# and TTL after the drop — 37–60 s with the spec's 60 s TTL and 20 s heartbeat, 50 s on average** —
+# because nothing can tell a silent user from a slow one until its TTL runs out. The expiry machinery
+# adds almost nothing: the registry stops returning the user at its deadline and the sweeper reports the
+# expiry about 10 ms later at most (its resolution, plus the claim's own round trip), so **the TTL, not
+# the expiry lag, sets how fast a dropped user disappears**. Halving the TTL (30 s, heartbeat 10 s)
+# halves the linger (about 25 s on average) and doubles the heartbeat load (100 instead of 50
+# heartbeats/s per 1,000 users); 15 s / 5 s lingers about 12 s for 4× the load.

@@ -18,11 +18,13 @@
 # (real Redis and NATS) and in SimPy virtual time, how close are the latency distributions — and where
 # and why do they differ?*
 #
-# Steps: start a local `redis-server` and `nats-server` with `mcastlab.servers` (throwaway, loopback,
-# free ports); calibrate the sim models with `mcastlab.calibrate`; run one workload — the reference
-# implementation's load test (`scenarios/prism-loadtest.yaml`: registers, enumerates and multicasts),
-# scaled down — against the live servers and in sim with the fresh calibration; overlay the
-# distributions and compute the error.
+# Steps: calibrate the sim models with `mcastlab.calibrate` (it starts its own throwaway
+# `redis-server` and `nats-server` on loopback); then run the reference implementation's load test
+# (`scenarios/prism-loadtest.yaml`: 50 % registers, 30 % enumerates, 20 % multicasts) at two offered
+# rates, live and in sim with the fresh calibration, with `mcastlab.calibrate_load.validate_load` — the
+# Python side of `mcastlab calibrate --validate-load` (issue #13). It starts fresh servers for each live
+# run and reports, per rate and operation, live vs sim p50, p99 and error rate, whether each is
+# *healthy*, the busiest resource of each run and a verdict per rate.
 #
 # **Live timings vary from run to run and machine to machine**, so the cells that print them are
 # marked `# NBVAL_IGNORE_OUTPUT` (nbval then only checks that they run) and measured values in text are
@@ -32,155 +34,218 @@
 # %%
 # %matplotlib inline
 import asyncio
-import contextlib
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import psutil
 
 from mcastlab.calibrate import calibrate
-from mcastlab.servers import servers
-from mcastlab.workloads import load_scenario, run_scenario
+from mcastlab.calibrate_load import HEALTHY_P99, format_load_table, validate_load
+from mcastlab.sim.cpu import CpuSpec
 
 SEED = 7
 rng = np.random.default_rng(SEED)
 
-HERE = next(p for p in (Path.cwd(), Path.cwd() / "notebooks") if (p / "sim-model.yaml").is_file())
-SCENARIO = HERE.parent / "scenarios" / "prism-loadtest.yaml"
-RATE = 30.0                    # requests per second (Poisson); the reference's test used 100/s
-DURATION = 10.0                # seconds of load, live (and virtual in sim)
-CALIBRATION = {"n": 50, "n_small": 5, "reps": 120, "batch": 100}   # the quick calibration workload
+RATES = (150, 400)             # offered requests per second; the reference's test used 100/s
+DURATION = 6.0                 # seconds of load per run (each live run also waits validate_load's 5 s drain)
+CALIBRATION = {"n": 100, "n_small": 10, "reps": 80, "batch": 100}  # the full sizes, fewer repetitions
 OPS = ["register", "enumerate", "multicast"]
-FIGSIZE, DPI = (10, 3.4), 80
+GAPS_MS = [0.5, 2, 5, 20, 50]  # the idle gaps calibrate measures wake-ups at (for the printout)
+FIGSIZE, DPI = (12, 3.4), 80
 pd.set_option("display.width", 160)
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets
 workdir = Path(tempfile.mkdtemp(prefix="mcastlab-nb05-"))          # calibration file, not committed
 
 # %% [markdown]
-# ## 1. Local servers
+# ## 1. What the simulation models, and how each part is measured
 #
-# `servers("redis", "nats")` starts both on 127.0.0.1 on free ports, each with its own throwaway data
-# directory, and stops them on exit (an `atexit` hook also stops them if the kernel dies). We keep the
-# context open across cells with an `ExitStack` and close it at the end.
-
-# %%
-stack = contextlib.ExitStack()
-live_servers = stack.enter_context(servers("redis", "nats"))
-for kind, server in live_servers.items():
-    print(f"{kind:5s} alive={server.alive()} url={server.url}")
-
-# %% [markdown]
-# ## 2. Calibrate
+# A live run is one asyncio process (the coordinator, the load generator and the recorder) talking to a
+# single-threaded `redis-server` and a `nats-server`. The simulator queues work on three resources,
+# named as in every run's `resources` report:
 #
-# `calibrate()` runs a fixed measurement workload through the real coordinator against its own fresh
-# local servers (register and heartbeat singly, enumerate and multicast at two population sizes in
-# both delivery modes, one operation at a time), reads Redis' own per-command time, and fits the sim
-# models: server service times, client/network time as empirical samples, per-item costs, and the
-# messaging pipeline's cost per message. The result is a JSON file that any scenario can use with
-# `sim: {calibration: <path>}`. With `validate=True` it runs twice as many blocks, alternating, fits on
-# half and checks the sim against the other half — the sim's error on the workload it was fitted to.
-# (`calibrate` drives its own event loop, so inside Jupyter — which already runs one — we call it on a
-# worker thread.)
+# * **`coordinator-cpu`** — this process's one core, first come first served: a fixed cost per registry
+#   call, per row decoded (enumerate) or id read (count and multicast by an exact filter), per message
+#   framed in a fan-out, per fan-out, per delivery to an in-process inbox, per operation the load
+#   generator schedules and records, and per multicast target it records and audits. `calibrate`
+#   measures them as **CPU seconds of this process (`time.process_time`) around batches** of identical
+#   operations at two population sizes, fitted as a cost per call plus a cost per item; the generator's
+#   and recorder's costs come from small benchmarks of that code.
+# * **`registry-server`** — Redis' own busy time per command, read from **`INFO commandstats`** (the
+#   server's microseconds per command) around the same batches.
+# * **`messaging-server`** — NATS' cost per message: the slope of a fan-out's duration with its size,
+#   net of the client's CPU per message; a fan-out's flush round trip is the residual. A publish
+#   fan-out's flush completes only after this process has read its own agents' receipts (the server's
+#   reply comes behind them on the connection).
+#
+# What is left of each measured latency after server time and client CPU is the *network* model
+# (round trip, kernel, scheduling): empirical samples, not queued. And two costs of **idleness**, both
+# measured at gaps of 0.5, 2, 5, 20 and 50 ms: `registry.wake`, how much later a register is answered
+# after sleeping that long than back to back (the server and this process wake up), and `cpu.timer`,
+# how late the load generator's callbacks run when spaced that far apart (epoll's 1 ms granularity plus
+# the wake-up). What none of this can see: **other processes competing for the machine's cores.** On
+# this shared 2-core VM they come and go, and neither the calibration nor the simulator knows about them.
+#
+# `calibrate` drives its own event loop, so inside Jupyter — which already runs one — we call it on a
+# worker thread. It writes a JSON file any scenario can use with `sim: {calibration: <path>}`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 cal_path = workdir / "calibration.json"
-cal = await asyncio.to_thread(calibrate, cal_path, seed=SEED, validate=True, echo=None, **CALIBRATION)
-check = pd.DataFrame(cal["validation"]).set_index("op")
-for q in ("p50", "p99"):
-    check[[f"live_{q}", f"sim_{q}"]] *= 1e3
-print("calibration workload, held-out live blocks vs sim (ms):")
-print(check.to_string(formatters={c: "{:+.0%}".format for c in ("rel_err_p50", "rel_err_p99")},
-                      float_format="{:.3f}".format))
+t0 = time.perf_counter()
+cal = await asyncio.to_thread(calibrate, cal_path, seed=SEED, echo=None, **CALIBRATION)
+sim_model = cal["sim"]
+cpu = CpuSpec.from_dict(sim_model["cpu"])        # the costs the simulator uses (defaults where none was fitted)
+service, msg = sim_model["registry"]["service"], sim_model["messaging"]
+print(f"calibrated in ~{time.perf_counter() - t0:.1f} s; fitted costs (µs):")
+fitted = pd.DataFrame({
+    "coordinator CPU": {"register call": cpu.call["register"], "enumerate call": cpu.call["query"],
+                        "per row decoded": cpu.per_item["query"], "per id read": cpu.per_item["ids"],
+                        "per fan-out": cpu.per_fanout, "per message": cpu.per_message,
+                        "per generator op": cpu.per_op, "per target recorded": cpu.per_target},
+    "Redis server": {"register call": service["register"]["value"], "enumerate call": service["query"]["value"],
+                     "per row decoded": service["query"].get("per_item", 0.0),
+                     "per id read": service["ids"].get("per_item", 0.0)},
+    "NATS server": {"per message": msg["per_message"]["value"]},
+})
+print((1e6 * fitted).to_string(float_format="{:.2f}".format, na_rep=""))
+median = len(cpu.timer.quantiles[0]) // 2
+idle = pd.DataFrame({"Redis answers late by (wake)": sim_model["registry"]["wake"]["quantiles"],
+                     "generator callback late by (timer)": cpu.timer.quantiles})
+idle = idle.map(lambda q: 1e3 * q[median]).set_axis([f"{g:g} ms" for g in GAPS_MS]).rename_axis("idle gap")
+print("\nidleness, median extra delay (ms):")
+print(idle.to_string(float_format="{:.3f}".format))
 
 # %% [markdown]
-# ## 3. One workload, both ways
+# ## 2. At load: live vs sim, rate by rate
 #
-# The load test at `RATE` requests/s for `DURATION` s: half registers of new identities, 30 %
-# enumerates and 20 % multicasts to `status == "online"` (everyone registered so far). Live, the
-# scenario's slots point at our servers; in sim, the same scenario (same seed, same request stream)
-# runs on simulated backends built from the calibration file.
-
-# %%
-overrides = {
-    "seed": SEED, "duration": DURATION, "drain": 3.0,
-    "workload.rate": {"rate": RATE, "process": "poisson"},
-    "slots": {"registry": {"backend": "redis", "url": live_servers["redis"].url},
-              "messaging": {"backend": "nats", "servers": live_servers["nats"].url}},
-    "sim": {"calibration": str(cal_path)},
-}
-scenario = load_scenario(SCENARIO, overrides)
-live = run_scenario(scenario, mode="live", progress=False)
-sim = run_scenario(scenario, mode="sim", progress=False)
-for name, run in (("live", live), ("sim", sim)):
-    print(f"{name:4s}: {run.manifest['counts']['ops']:,} operations, "
-          f"{run.manifest['counts']['multicasts']:,} multicasts, backend {run.manifest['backend']}")
-
-# %% [markdown]
-# Both runs issued the same operations. Now compare them. Each operation has two durations in the
-# `ops` frame: `latency_s` runs from its *scheduled* start (so a busy client cannot hide its own
-# delay), `service_s` from the moment the call really started. Their difference is the *generator
-# lag*: how late the client got round to issuing the request.
+# `validate_load` runs the load test at each rate for `DURATION` seconds (plus a 5 s drain), live and
+# in sim with our calibration file, with the same seed and therefore the same request stream. Latency is
+# measured from each request's *scheduled* start (a busy or late client cannot hide its own delay), after
+# a short warm-up. An operation is **healthy** when its p99 is under 100 ms and under 1 % of its calls
+# fail; a p99 needs at least 100 successful calls, and an operation without one counts as *not* healthy
+# — so the rates and duration here are chosen to give every operation 100 calls (at 50 req/s, 6 s would
+# leave about 50 multicasts and the verdict "both overloaded" on two idle servers). The busiest resource
+# is the run's `resources` report: live, the psutil CPU time of this process and of each server divided
+# by the run's wall time; in sim, the utilisation of the three queues above — both over the whole run,
+# drain included.
+#
+# Around each live run we also read the whole machine's CPU time, to see how much of the two cores
+# *other* processes used meanwhile.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def percentiles(run, column):
-    ok = run.ops[run.ops["ok"] & run.ops["op"].isin(OPS)]
-    return ok.groupby("op")[column].quantile([0.5, 0.99]).unstack().rename(columns={0.5: "p50", 0.99: "p99"})
+me, marks = psutil.Process(), []
 
 
-rows = []
-for column in ("service_s", "latency_s"):
-    lv, sv = percentiles(live, column), percentiles(sim, column)
-    for op in OPS:
-        for q in ("p50", "p99"):
-            rows.append({"measure": column, "op": op, "stat": q, "live ms": 1e3 * lv.loc[op, q],
-                         "sim ms": 1e3 * sv.loc[op, q],
-                         "error": (sv.loc[op, q] - lv.loc[op, q]) / lv.loc[op, q]})
-errors = pd.DataFrame(rows)
-print(errors.to_string(index=False, formatters={"live ms": "{:.3f}".format, "sim ms": "{:.3f}".format,
-                                                  "error": "{:+.0%}".format}))
-lag = live.ops["lag_s"]
-print(f"\nlive generator lag: p50 ~{1e3 * lag.median():.2f} ms, p99 ~{1e3 * lag.quantile(0.99):.2f} ms "
-      f"(sim: {1e3 * sim.ops['lag_s'].max():.2f} ms)")
+def mark(message):
+    """validate_load's progress callback: note the wall clock, our CPU (with our servers) and the machine's."""
+    ours, machine = me.cpu_times(), psutil.cpu_times()
+    marks.append((message.strip(), time.perf_counter(),
+                  ours.user + ours.system + ours.children_user + ours.children_system,
+                  sum(machine) - machine.idle - machine.iowait))
+
+
+t0 = time.perf_counter()
+load = await asyncio.to_thread(validate_load, cal_path, rates=RATES, duration=DURATION, seed=SEED, echo=mark)
+mark("end")
+print(f"validate_load in ~{time.perf_counter() - t0:.1f} s")
+print(format_load_table(load))
+
+others = {}
+for (what, t_a, ours_a, all_a), (_, t_b, ours_b, all_b) in zip(marks, marks[1:]):
+    if what.endswith("live ..."):
+        others[float(what.split()[0])] = ((all_b - all_a) - (ours_b - ours_a)) / (t_b - t_a)
+per_rate = load.groupby("rate", sort=False).first()[["verdict", "live_busiest", "sim_busiest"]]
+per_rate["other processes (cores)"] = pd.Series(others).map("{:.2f}".format)
+print()
+print(per_rate.to_string())
+
+# %% [markdown]
+# The figure: each operation's p50 and p99 against the offered rate, live and sim, with the health
+# threshold; and the busy fraction of each run's busiest resource beside the CPU that other processes
+# took from the two cores during the live run.
 
 # %%
-fig, axes = plt.subplots(1, len(OPS), figsize=FIGSIZE, dpi=DPI, sharey=True)
-for ax, op in zip(axes, OPS, strict=True):
-    for run, label, color in ((live, "live", "C0"), (sim, "sim (calibrated)", "C1")):
-        o = run.ops[(run.ops["op"] == op) & run.ops["ok"]]
-        v = np.sort(1e3 * o["service_s"].to_numpy())
-        ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=color, label=label)
-    ax.set(title=op, xscale="log", xlabel="service time (ms)")
+fig, axes = plt.subplots(1, len(OPS) + 1, figsize=FIGSIZE, dpi=DPI)
+for ax, op in zip(axes, OPS, strict=False):
+    g = load[load["op"] == op]
+    for side, color in (("live", "C0"), ("sim", "C1")):
+        for q, ls in (("p50", "-"), ("p99", "--")):
+            ax.plot(g["rate"], 1e3 * g[f"{side}_{q}"], ls=ls, marker="o", color=color, label=f"{side} {q}")
+    ax.axhline(1e3 * HEALTHY_P99, color="C3", ls=":", label="healthy: p99 < 100 ms")
+    ax.set(title=op, xlabel="offered rate (req/s)", yscale="log", ylim=(0.5, 2000), xticks=list(RATES))
     ax.grid(alpha=0.3)
-axes[0].set_ylabel("fraction of operations")
-axes[0].legend(fontsize=8, loc="lower right")
+axes[0].set_ylabel("latency from scheduled start (ms)")
+axes[0].legend(fontsize=7, loc="upper left")
+busy = pd.DataFrame({side: per_rate[f"{side}_busiest"].str.rsplit(" ", n=1).str[1].str.rstrip("%").astype(float)
+                     for side in ("live", "sim")})
+busy["other processes"] = 100 * pd.Series(others) / psutil.cpu_count()
+busy.index = [f"{r:g} req/s\n{per_rate.loc[r, 'verdict']}" for r in busy.index]
+bars = busy.plot.bar(ax=axes[-1], color=["C0", "C1", "grey"], rot=0, width=0.75)
+for container, side in zip(bars.containers, ("live", "sim"), strict=False):
+    for rect, rate in zip(container, per_rate.index, strict=True):
+        axes[-1].annotate(per_rate.loc[rate, f"{side}_busiest"].rsplit(" ", 1)[0], (rect.get_x() + rect.get_width() / 2,
+                          rect.get_height()), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                          rotation=90, fontsize=7)
+axes[-1].set(title="busiest resource of each run", ylabel="% busy (others: % of all cores)",
+             ylim=(0, 2 * max(busy.max().max(), 10)))
+axes[-1].legend(fontsize=7, loc="upper left")
 fig.tight_layout()
 plt.show()
 
+# %% [markdown]
+# What the table and the figure say, computed from this run:
+
 # %%
-stack.close()                  # stop redis-server and nats-server, remove their data directories
-shutil.rmtree(workdir)         # and our calibration file
-print("servers stopped:", {kind: not s.alive() for kind, s in live_servers.items()})
+# NBVAL_IGNORE_OUTPUT
+SAME = {"coordinator": "coordinator-cpu", "redis-server": "registry-server", "nats-server": "messaging-server"}
+err = load.assign(p50=(load["sim_p50"] - load["live_p50"]) / load["live_p50"],
+                  p99=(load["sim_p99"] - load["live_p99"]) / load["live_p99"])
+for rate, g in err.groupby("rate", sort=False):
+    worst = g.loc[g["live_p99"].idxmax()]
+    live_res, sim_res = (g[f"{side}_busiest"].iloc[0].rsplit(" ", 1)[0] for side in ("live", "sim"))
+    print(f"{rate:g} req/s: {g['verdict'].iloc[0]}; sim vs live p50 {g['p50'].min():+.0%} to {g['p50'].max():+.0%}, "
+          f"p99 {g['p99'].min():+.0%} to {g['p99'].max():+.0%}; slowest live p99 ~{1e3 * worst['live_p99']:.1f} ms "
+          f"({worst['op']}); busiest live {g['live_busiest'].iloc[0]}, sim {g['sim_busiest'].iloc[0]} "
+          f"({'the same resource' if SAME.get(live_res) == sim_res else 'a different resource'}); other "
+          f"processes used ~{others[rate]:.2f} of {psutil.cpu_count()} cores during the live run")
+agree = (load["live_healthy"] == load["sim_healthy"]).all()
+print(f"\nlive and sim {'agree on every operation' if agree else 'DISAGREE'} about health at "
+      f"{', '.join(f'{r:g}' for r in RATES)} req/s")
+
+# %%
+shutil.rmtree(workdir)         # our calibration file (validate_load stopped its servers after each run)
+print("cleaned up:", not workdir.exists())
 
 # %% [markdown]
 # ## Answer
 #
-# It depends on whether the client is busy. **On the calibration workload — one operation at a time —
-# the calibrated sim reproduces live within about 10 % at the median** for register, heartbeat,
-# enumerate and multicast in both modes (held-out live blocks; three runs on this VM gave −10 % to
-# +7 %), while p99s, dominated by scheduling noise on a shared 2-CPU VM, are off by up to ±50–65 %.
-# **On an open-loop workload the sim is optimistic by a structural margin**: in five runs of the
-# load test, multicast service times still agreed within ~20 % at p50 (~45 % at p99), but the sim's
-# enumerate p50 was 40–50 % and its register p50 ~80 % below live (0.1 ms vs ~0.5 ms), and measured from
-# the scheduled start live was slower again by a generator lag of ~1 ms. The cause is the model's
-# boundary: **the sim queues work on the Redis and NATS servers but treats the Python coordinator as
-# infinitely fast**, while live every await shares one event loop with fan-outs, result decoding and
-# the workload's own scheduling — so cheap operations spend most of their time waiting for the client,
-# not the server. Trust the calibrated sim for server-bound questions (fan-out cost, relative
-# comparisons, where a server saturates — notebook 02), re-calibrate on the machine you care about, and
-# for absolute latencies of cheap operations add the live client overhead measured as here.
+# **At a moderate rate the calibrated simulation agrees with live; at a higher one the verdict hinges on
+# something neither can see.** The simulator queues work where a live run spends it — the coordinator
+# process's one core (per call, per row, per message, per fan-out, per delivery, per generator operation
+# and per target, measured as `process_time` around batches), Redis (its own per-command time from
+# `INFO commandstats`) and NATS (the fan-out slope) — and adds the measured cost of idleness (a server
+# and a timer that wake late after 0.5–50 ms gaps). In six runs of this comparison on this VM, at
+# 150 req/s live and sim were both healthy every time, the sim's p50s within −30 % to +60 % of live
+# (usually a little optimistic) and its p99s within −40 % to +70 %, all a few milliseconds. At 400 req/s
+# both stayed healthy while the machine was quiet, but in the runs where other processes took about one
+# of the two cores the live p99s rose to 90–170 ms and the verdict became *disagree*: on this shared
+# 2-core VM other processes compete for the cores, and neither the calibration nor the simulation can
+# see them (the table above shows how much CPU they took during each live run), which is why the live
+# p99 is noisy from run to run. The busiest resource is the coordinator process, live in every run and
+# in sim in all but one (where the calibration put the fan-out's cost per message on NATS instead of
+# this process's CPU: a few µs either way, a noisy split at these sizes); it is far from saturated here.
+# But at 150 req/s the simulated coordinator CPU was busy only a quarter to two thirds of what psutil
+# measured live, so part of the live process's CPU lies outside the calibrated operations, and the sim
+# would place the CPU's knee at too high a rate. So trust the calibrated sim for medians and for the
+# verdict at moderate load, give its p99s and its knee a wide margin, re-calibrate on the machine you
+# care about, and confirm the rates that matter live with `mcastlab calibrate --validate-load` on a
+# quiet machine. (Done that way for the shipped calibration — 20 s per run at 50, 150, 250, 300, 350
+# and 400 req/s on this VM while it was quiet — live and sim agreed at every rate: both healthy up to
+# 250 req/s, both overloaded from 300; the README's "What the simulator models" has the table.)
