@@ -210,6 +210,38 @@ def _parse_agents(value: Any, *, key: str, source: str) -> str | int:
     return "none"  # unreachable: fail() raises
 
 
+SERVER_KINDS = {  # servers: section -> what each kind takes, and which slot options it fills
+    "redis": "a redis:// URL (registry: redis, messaging: redis-pubsub)",
+    "redis-cluster": "a list of redis:// node URLs (registry: redis-cluster)",
+    "nats": "a nats:// URL or a list of them (messaging: nats)",
+    "postgres": "a postgresql:// DSN (registry / durability: postgres)",
+    "kafka": "a host:port[,host:port] bootstrap (messaging / durability: kafka)",
+}
+
+
+def _parse_servers(value: Any, *, key: str, source: str) -> dict[str, Any]:
+    """``servers: {redis: URL, nats: URL | [URL], ...}``: running servers for the slots that name none."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        fail(source, key, f"expected a mapping of server kind -> address, got {value!r:.60}",
+             "write e.g. 'servers: {redis: redis://10.0.0.5:6379/0, nats: nats://10.0.0.6:4222}'")
+    out: dict[str, Any] = {}
+    for kind, addr in value.items():
+        sub = join(key, str(kind))
+        if kind not in SERVER_KINDS:
+            fail(source, sub, "unknown server kind", f"use {', '.join(SERVER_KINDS)}")
+        many = isinstance(addr, list | tuple)
+        items = list(addr) if many else [addr]
+        texts = bool(items) and all(isinstance(a, str) and a.strip() for a in items)
+        shape = many == (kind == "redis-cluster") or (many and kind == "nats")
+        if not (texts and shape):
+            what = SERVER_KINDS[kind]
+            fail(source, sub, f"expected {what}, got {addr!r:.60}", f"give {what}")
+        out[str(kind)] = [a.strip() for a in items] if many else items[0].strip()
+    return out
+
+
 def _parse_sim(value: Any, *, key: str, source: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -229,4 +261,4 @@ def _parse_sim(value: Any, *, key: str, source: str) -> dict[str, Any]:
     return dict(value)
 
 
-__all__ = ["BACKENDS", "OP_NAMES", "Slot"]
+__all__ = ["BACKENDS", "OP_NAMES", "SERVER_KINDS", "Slot"]

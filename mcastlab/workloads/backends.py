@@ -179,7 +179,18 @@ def _needed_servers(scn: Scenario) -> list[str]:
         dur is not None and dur.backend == "postgres" and not dur.options.get("dsn")
     ):
         need.append("postgres")
-    return need
+    return [k for k in need if _SERVER_OF.get(k, k) not in scn.servers]  # the scenario names it: use it
+
+
+_SERVER_OF = {"nats-cluster": "nats"}  # what a needed server is called in the scenario's servers: section
+
+
+def _scenario_urls(scn: Scenario) -> dict[str, Any]:
+    """The ``servers:`` section as slot URLs (``servers.nats`` also serves ``messaging.cluster``)."""
+    urls = dict(scn.servers)
+    if "nats" in urls:
+        urls["nats-cluster"] = urls["nats"]
+    return urls
 
 
 @dataclass
@@ -201,7 +212,8 @@ def live_servers(scn: Scenario, *, start: bool = True) -> Iterator[LiveServers]:
         raise ScenarioError(
             f"{scn.source}: slots: {', '.join(need)} would be started on this machine, which the replicas "
             "of a remote Dask cluster cannot reach. Fix: give every slot its server's address (registry "
-            "url / nodes / dsn, messaging servers / url, durability dsn / bootstrap)",
+            "url / nodes / dsn, messaging servers / url, durability dsn / bootstrap) or list them in the "
+            "scenario's servers: section (e.g. 'servers: {redis: redis://HOST:6379/0, nats: nats://HOST:4222}')",
             key="slots", source=scn.source)
     with contextlib.ExitStack() as stack:
         started: dict[str, Any] = {}
@@ -210,7 +222,8 @@ def live_servers(scn: Scenario, *, start: bool = True) -> Iterator[LiveServers]:
             from mcastlab import servers as srv
 
             started = stack.enter_context(srv.servers(*(k for k in need if k not in clusters)))
-        urls: dict[str, Any] = {k: s.url for k, s in started.items()}
+        urls: dict[str, Any] = _scenario_urls(scn)
+        urls.update({k: s.url for k, s in started.items()})
         urls.update({k: c.urls for k, c in clusters.items()})
         if "kafka" not in urls and (external := _kafka_env()):
             urls["kafka"] = external

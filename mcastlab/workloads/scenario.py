@@ -47,6 +47,7 @@ from mcastlab.workloads._sections import (
     _parse_agents,
     _parse_config,
     _parse_faults,
+    _parse_servers,
     _parse_sim,
     _parse_slots,
     _parse_targets,
@@ -101,6 +102,8 @@ class Scenario:
     faults: list[Any] = spec([], doc="failure shapes", parse=_parse_faults)
     measure: Measure = spec(Measure(), doc="measurement settings")
     live: Live = spec(Live(), doc="live runs: coordinator replicas")
+    servers: dict[str, Any] = spec({}, doc="running servers for live slots that name none: redis, "
+                                   "redis-cluster, nats, postgres, kafka", parse=_parse_servers)
     sim: dict[str, Any] = spec({}, doc="simulated backends (mcastlab.sim.SimSpec)", parse=_parse_sim)
     targets: list[TargetSpec] = spec([], doc="targets", parse=_parse_targets)
     spec_targets: bool = spec(True, doc="also check the spec's production targets")
