@@ -133,6 +133,12 @@ class Scenario:
                 "or to null (no limit; the memory guard still applies)",
             )
         cfg = self.config
+        size = getattr(self.workload, "payload_bytes", None)
+        if size is not None and size > cfg.max_payload_bytes:
+            fail(source, "workload.payload_bytes",
+                 f"{size:,} bytes is above config.max_payload_bytes ({cfg.max_payload_bytes:,}): "
+                 "every multicast would be refused",
+                 "use a smaller payload, or raise config.max_payload_bytes")
         for fkey, text in self.workload.filters().items():
             try:
                 compile_filter(text, max_depth=cfg.max_filter_depth, max_clauses=cfg.max_clauses)

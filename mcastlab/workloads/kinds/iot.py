@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from mcastlab.workloads._schema import spec
+from mcastlab.workloads._schema import fail, spec
 from mcastlab.workloads.arrivals import rate
 from mcastlab.workloads.cohort import FleetContext
 from mcastlab.workloads.context import Context
@@ -67,6 +67,9 @@ class IotFleet:
     def check(self, key: str, source: str) -> None:
         check_weights(self.firmware, f"{key}.firmware", source)
         self.heartbeat.check_against(self.ttl, key, source)
+        if self.warehouses > self.devices:  # one name per warehouse is built: 10**9 of them would not fit
+            fail(source, f"{key}.warehouses", f"{self.warehouses:,} warehouses for {self.devices:,} devices",
+                 "use at most as many warehouses as devices")
 
     def capacity(self, duration: float) -> int:
         """Most identities registered at once (about)."""
