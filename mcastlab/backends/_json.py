@@ -74,6 +74,17 @@ class LazyMetadata(Mapping[str, Any]):
         return (_from_dict, (self._dict(),))
 
 
+def live_offsets(rows: list[Any], now: float, lapsed: list[bytes] | None = None) -> list[int] | range:
+    """Offsets of the rows (member, metadata, registered_at, expires_at, ...) whose hash exists and whose
+    deadline is after ``now``. ``lapsed``: the members whose deadline had passed, read with the rows; when
+    it is empty and every hash exists, every row is live and no deadline is parsed (parsing costs ~0.2 µs
+    a row, which an enumerate of 10**4 rows pays on the coordinator's one core)."""
+    if lapsed is not None and not lapsed and None not in rows[1::4]:
+        return range(0, len(rows), 4)
+    return [i for i in range(0, len(rows), 4)
+            if rows[i + 1] is not None and (not (e := rows[i + 3]) or float(e) > now)]
+
+
 class RowsView(Sequence[Identity]):
     """The live matches of an exact-plan enumerate as a read-only sequence built when read.
 
@@ -85,7 +96,7 @@ class RowsView(Sequence[Identity]):
 
     __slots__ = ("_keep", "_rows")
 
-    def __init__(self, rows: list[Any], keep: list[int]) -> None:
+    def __init__(self, rows: list[Any], keep: Sequence[int]) -> None:
         self._rows = rows
         self._keep = keep
 

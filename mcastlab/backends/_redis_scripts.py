@@ -214,8 +214,10 @@ return out
 # KEYS: deadline zset, scratch key. ARGV: now, base, then a plan program as in PLAN (empty: every member).
 # Returns the encoded ids whose deadline is > now, reading no identity hash: the answer of an *exact* plan
 # (multicast targets, counts). The plan's members come from SMEMBERS / SINTER / SUNION (set algebra into
-# scratch keys only for nested plans); their deadlines from ZMSCORE in chunks (a few hundred ns a member,
-# where a ZINTERSTORE would build a whole sorted set).
+# scratch keys only for nested plans). Every indexed identity is in the deadline zset (register, claim and
+# remove write both in one script), so the live members are the plan's members minus the lapsed ones
+# (score <= now: usually none or a few, waiting for the sweeper) — no per-member deadline lookup, and with
+# nothing lapsed the members are returned as they are.
 IDS = """
 local z, tmp, now, base = KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2]
 local nargs = #ARGV
@@ -239,15 +241,13 @@ while i <= nargs do
 end
 local members = redis.call('SMEMBERS', stack[1])
 if #tmps > 0 then redis.call('DEL', unpack(tmps)) end
+local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', ARGV[1])
+if #lapsed == 0 then return members end
+local dead = {}
+for _, m in ipairs(lapsed) do dead[m] = true end
 local out = {}
-for c = 1, #members, 4000 do
-  local chunk = {}
-  for k = c, math.min(c + 3999, #members) do chunk[#chunk + 1] = members[k] end
-  local scores = redis.call('ZMSCORE', z, unpack(chunk))
-  for k = 1, #chunk do
-    local sc = scores[k]
-    if sc and tonumber(sc) > now then out[#out + 1] = chunk[k] end
-  end
+for _, m in ipairs(members) do
+  if not dead[m] then out[#out + 1] = m end
 end
 return out
 """

@@ -46,6 +46,16 @@ def decode_token(token: str) -> str:
     return unquote(token, errors="strict")
 
 
+def decode_tokens(tokens: list[bytes]) -> list[str]:
+    """:func:`decode_token` of many UTF-8 tokens at once: joined, decoded and split in C (an encoded token
+    never holds whitespace), escapes undone only when there are any. A multicast's recipient list."""
+    if not tokens:
+        return []
+    joined = b" ".join(tokens).decode()
+    out = joined.split(" ")
+    return [decode_token(t) for t in out] if "%" in joined else out
+
+
 def check_subject_prefix(prefix: str) -> str:
     """Validate a NATS subject prefix such as ``"mcast"`` or ``"tenant1.mcast"`` (no wildcards)."""
     if not isinstance(prefix, str) or not prefix:

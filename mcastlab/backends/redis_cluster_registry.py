@@ -60,7 +60,7 @@ from mcastlab.backends._redis_cluster_keys import (
 from mcastlab.backends._redis_cluster_watch import Entry, ReplicationWatch
 from mcastlab.backends._redis_keys import index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import make_pool
-from mcastlab.backends._subjects import check_key_prefix, decode_token
+from mcastlab.backends._subjects import check_key_prefix, decode_token, decode_tokens
 from mcastlab.backends.base import Capabilities, ExpiredIdentity
 from mcastlab.errors import ClosedError, ConfigError, RegistryFullError
 from mcastlab.identity import Identity
@@ -313,7 +313,7 @@ class RedisClusterRegistry:
         got = await self._live_ids(flt, now)
         if got is None:
             return [i.id for i in await self.query(flt, now=now)]
-        return [decode_token(m.decode()) for m in got]
+        return decode_tokens(got)
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""

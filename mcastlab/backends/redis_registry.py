@@ -72,12 +72,12 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from mcastlab.backends._json import RowsView, dumps, loads
+from mcastlab.backends._json import RowsView, dumps, live_offsets, loads
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
 from mcastlab.backends._redis_keys import index_suffix, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
 from mcastlab.backends._redis_scripts import SCRIPTS
-from mcastlab.backends._subjects import check_key_prefix, decode_token, encode_token
+from mcastlab.backends._subjects import check_key_prefix, decode_token, decode_tokens, encode_token
 from mcastlab.backends.base import Capabilities, ExpiredIdentity
 from mcastlab.errors import BackendError, ClosedError, ConfigError, McastlabError, RegistryFullError
 from mcastlab.identity import Identity
@@ -248,19 +248,25 @@ class RedisRegistry:
             return ("SORT", key, *self._sort_get)
         return ("EVALSHA", SCRIPTS["fetch"][0], 1, key, self.base)
 
-    async def _fetch(self, prog: list[str] | None) -> Any:
+    async def _fetch(self, prog: list[str] | None, now: float) -> tuple[Any, list[bytes]]:
+        """The candidates' rows (member, m, r, e, ...) and the members whose deadline is at or before ``now``
+        (lapsed, waiting for the sweeper: usually none), read just before them on the same connection: a
+        row lapsed by ``now`` was lapsed then too (deadlines only move later), so it is in that list."""
         pipe = self._p()
         key = self._zkey if not prog else self.base + prog[1] if len(prog) == 2 else None
+        lapsed = ("ZRANGEBYSCORE", self._zkey, "-inf", repr(now))
         for _ in range(3):
             try:
                 if key is not None:  # every stored identity (in deadline order), or one index set
-                    return await pipe.call(*self._reader(key))
+                    dead, rows = await pipe.call_many(lapsed, self._reader(key))
+                    return rows, dead
                 # set algebra into a throwaway key, read it, drop it: back to back on one connection
                 assert prog is not None
                 dest = f"{self.base}tmp:{secrets.token_hex(8)}"
-                _, rows, _ = await pipe.call_many(("EVALSHA", SCRIPTS["plan"][0], 1, dest, self.base, *prog),
-                                                  self._reader(dest), ("DEL", dest))
-                return rows
+                dead, _, rows, _ = await pipe.call_many(
+                    lapsed, ("EVALSHA", SCRIPTS["plan"][0], 1, dest, self.base, *prog), self._reader(dest),
+                    ("DEL", dest))
+                return rows, dead
             except NoScriptError:  # the server restarted or flushed its scripts
                 await self._load_scripts()
             except ResponseError as exc:
@@ -272,7 +278,7 @@ class RedisRegistry:
     async def _rows(self, flt: CompiledFilter, now: float) -> Sequence[Identity]:
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
         try:
-            rows = await self._fetch(prog)
+            rows, lapsed = await self._fetch(prog, now)
         except McastlabError:
             raise
         except Exception as exc:
@@ -281,12 +287,7 @@ class RedisRegistry:
         # identities are made when the caller reads them
         pred = None if flt.matches_all or (flt.exact and prog) else flt.predicate
         if pred is None:
-            keep: list[int] = []
-            add = keep.append
-            for i in range(0, len(rows), 4):
-                if rows[i + 1] is not None and (not (e := rows[i + 3]) or float(e) > now):
-                    add(i)
-            return RowsView(rows, keep)
+            return RowsView(rows, live_offsets(rows, now, lapsed))
         out: list[Identity] = []
         append = out.append
         for i in range(0, len(rows), 4):
@@ -332,7 +333,7 @@ class RedisRegistry:
         got = await self._live_ids(flt, now)
         if got is None:
             return [i.id for i in await self._rows(flt, now)]
-        return [decode_token(m.decode()) for m in got]
+        return decode_tokens(got)
 
     async def count(self, flt: CompiledFilter, *, now: float) -> int:
         """How many live identities match ``flt``."""

@@ -8,11 +8,12 @@ the tidy pandas frames at the end. Every time is seconds since the run's origin.
 from __future__ import annotations
 
 from array import array
+from operator import countOf
 from typing import Any
 
 import numpy as np
 
-from mcastlab.backends.base import STATUSES
+from mcastlab.backends.base import DELIVERED, STATUSES
 
 STATUS_CODES = {s: i for i, s in enumerate(STATUSES)}
 
@@ -143,8 +144,11 @@ class Recorder:
         origin: float,
         ident_of: dict[str, int],
         audit: Any,
+        codes: np.ndarray | None = None,
     ) -> int:
-        """A completed multicast: its row, its per-identity outcomes; returns its message index."""
+        """A completed multicast: its row, its per-identity outcomes; returns its message index. ``codes``:
+        the targets' identity codes in ``result.statuses`` order, if the caller has them (-1 or >= 2**30:
+        unknown); else they are looked up in ``ident_of``."""
         idx = len(self.m_id)
         self.m_id.append(result.message_id)
         self.msg_index[result.message_id] = idx
@@ -163,15 +167,26 @@ class Recorder:
         self.m_wrong.append(audit.wrong)
         self.m_uncertain.append(audit.uncertain)
         self.m_expected_codes.append(audit.expected_codes)
-        n = len(result.statuses)
+        statuses = result.statuses
+        n = len(statuses)
         if n:
             lat = result.latencies
             self.d_msg.extend(array("i", [idx]) * n)
-            self.d_ident.extend(array("i", [ident_of.get(k, -1) for k in result.statuses]))
-            self.d_status.extend(
-                array("b", [STATUS_CODES.get(s, len(STATUSES) - 1) for s in result.statuses.values()])
-            )
-            self.d_t_done.extend(array("d", [t_call + lat.get(k, np.nan) for k in result.statuses]))
+            if codes is not None and len(codes) == n:
+                self.d_ident.frombytes(np.where(codes >= 1 << 30, -1, codes).astype(np.int32).tobytes())
+            else:
+                self.d_ident.extend(array("i", [ident_of.get(k, -1) for k in statuses]))
+            if result.delivered == n:  # the common case, without a lookup per target
+                self.d_status.extend(array("b", [STATUS_CODES[DELIVERED]]) * n)
+            else:
+                self.d_status.extend(
+                    array("b", [STATUS_CODES.get(s, len(STATUSES) - 1) for s in statuses.values()]))
+            first = next(iter(lat.values()), np.nan)
+            if len(lat) in (0, n) and (not lat or countOf(lat.values(), first) == n):
+                # none, or one for all (a publish fan-out sent in one batch): no lookup per target
+                self.d_t_done.extend(array("d", [t_call + first]) * n)
+            else:
+                self.d_t_done.extend(array("d", [t_call + lat.get(k, np.nan) for k in statuses]))
         return idx
 
     def receipt(self, message_id: str, ident: int, t_received: float) -> None:

@@ -245,6 +245,7 @@ class OpsMixin:
             origin=self.origin,
             ident_of=index,
             audit=audit,
+            codes=codes,
         )
         self.rec.op(
             "multicast",

@@ -176,7 +176,7 @@ def recorder_cpu(n: int = 2000, reps: int = 20) -> float:
             codes = np.fromiter((truth.index.get(x, 1 << 30) for x in res.statuses), np.int64, k)
             audit = truth.audit(snap, 1e-3, codes)
             rec.multicast(res, stream="s", filter_text=flt.text, t_start=0.0, origin=0.0,
-                          ident_of=truth.index, audit=audit)
+                          ident_of=truth.index, audit=audit, codes=codes)
         return (time.process_time() - t0) / reps
 
     small, big = n // 10, n

@@ -54,3 +54,23 @@ def test_filters_read_lazy_metadata_like_any_mapping() -> None:
     md = LazyMetadata(b'{"status":"online","fw":"1.2.10","tags":["gpu"]}')
     assert compile_filter('status == "online" and fw < v"1.3" and tags contains "gpu"').predicate(md)
     assert not compile_filter("exists(missing)").predicate(md)
+
+
+def test_live_offsets_parse_deadlines_only_when_something_lapsed() -> None:
+    from mcastlab.backends._json import live_offsets
+
+    rows = [b"a", b"{}", b"1", b"5.0", b"b", b"{}", b"1", b"inf", b"c", None, None, None, b"d", b"{}", b"1", b"2.0"]
+    assert live_offsets(rows, 3.0) == [0, 4]  # d lapsed, c's hash is gone
+    assert live_offsets(rows, 3.0, [b"d"]) == [0, 4]
+    whole = rows[:8]
+    assert live_offsets(whole, 3.0, []) == range(0, 8, 4)  # nothing lapsed, every hash there: no parsing
+    assert list(RowsView(whole, live_offsets(whole, 3.0, []))[0:2]) == list(RowsView(whole, [0, 4]))
+
+
+def test_decode_tokens_is_decode_token_of_each() -> None:
+    from mcastlab.backends._subjects import decode_token, decode_tokens, encode_token
+
+    names = ["plain", "a b", "日本", "%41", "x.y", ""]
+    tokens = [encode_token(n).encode() for n in names if n]
+    assert decode_tokens(tokens) == [decode_token(t.decode()) for t in tokens] == [n for n in names if n]
+    assert decode_tokens([b"a", b"b"]) == ["a", "b"] and decode_tokens([]) == []
