@@ -113,7 +113,37 @@ async def run_workload(
         await timed("register_batch", rt.gather(*[coord.register(x, {"grp": "batch"}) for x in extra]))
         await rt.gather(*[coord.unregister(x) for x in extra])
     end("register_batch", "register_batch", rounds * batch * 2)
+    await _wide_fanout(coord, begin, end, batch=batch, reps=max(5, reps // 20))
     return lat, extras
+
+
+WIDE = 2000  # recipients of the wide fan-out that pins the CPU cost per message
+
+
+async def _wide_fanout(coord: Any, begin: Callable[[str], None], end: Callable[..., None], *, batch: int,
+                       reps: int) -> None:
+    """Enumerate, count and a bare publish multicast over ``WIDE`` identities: per-row, per-id and
+    per-message CPU costs are slopes, and between answers of 10 and 100 they are a few hundred µs against a
+    fixed cost of about as much, so timing noise swamps them; at 2,000 the items are most of the work
+    (CPU samples only, no latencies)."""
+    rt = coord.runtime
+    names = [f"wide-{i:05d}" for i in range(WIDE)]
+    for k in range(0, WIDE, batch):
+        await rt.gather(*[coord.register(x, {"wide": True}) for x in names[k:k + batch]])
+    wide = {"wide": True}
+    reads = (("enumerate_wide", "query", coord.enumerate), ("count_wide", "ids", coord.count))
+    for label, kind, call in reads:
+        begin(label)  # likewise the per-row and per-id costs of reading an answer
+        for _ in range(reps):
+            await call(wide)
+        end(label, kind, reps, reps * WIDE)
+    begin("multicast_wide")
+    for _ in range(reps):
+        await coord.multicast(wide, b"cal", mode="publish")
+    await rt.sleep(0.05)
+    end("multicast_wide", "multicast", reps, reps * WIDE)
+    for k in range(0, WIDE, batch):
+        await rt.gather(*[coord.unregister(x) for x in names[k:k + batch]])
 
 
 def generator_cpu(n: int = 20_000) -> float:
