@@ -247,5 +247,7 @@ print("cleaned up:", not workdir.exists())
 # verdict at moderate load, give its p99s and its knee a wide margin, re-calibrate on the machine you
 # care about, and confirm the rates that matter live with `mcastlab calibrate --validate-load` on a
 # quiet machine. (Done that way for the shipped calibration — 20 s per run at 50, 150, 250, 300, 350
-# and 400 req/s on this VM while it was quiet — live and sim agreed at every rate: both healthy up to
-# 250 req/s, both overloaded from 300; the README's "What the simulator models" has the table.)
+# and 400 req/s on this VM while it was quiet — live and sim agreed up to 300 req/s, both healthy; at
+# 350 and 400 req/s live broke down near the end of each run, as the registered population grew, and the
+# simulation did not: it is optimistic past live's knee. The README's "What the simulator models" has
+# the table.)

@@ -19,8 +19,8 @@
 #
 # Notebook 02 found that at 1,000,000 sensors heartbeating every 60 s one Redis is the resource that
 # gives out first: its single thread scans 10⁵-row dashboard answers, heartbeat batches queue behind
-# them, and a third of all operations miss the 1 s client timeout, although the server is busy only
-# about 60 % of the time. Here the same fleet (the shipped
+# them, and heartbeats and enumerates wait close to the 1 s client timeout (p99 0.8–0.95 s) although
+# the server is busy less than half the time. Here the same fleet (the shipped
 # `scenarios/iot-device-management.yaml` at 1,000,000 sensors, 3 virtual minutes) runs on the simulator
 # calibrated on live Redis + NATS (`data/calibration/default.json`, see notebook 02 for its figures)
 # with the registry split into **1, 3 and 6 shards** and the coordinator into **1, 3 and 6 processes**:
@@ -256,16 +256,16 @@ print(f"Processes alone ({SHARDS[0]} x {PROCESSES[-1]}): coordinator CPU {base['
 #
 # On the calibrated model, what hurts a million sensors at 1 × 1 is **head-of-line blocking on the
 # one registry server**: its single thread scans 10⁵-row dashboard answers while heartbeat batches wait
-# behind them, and a third of all operations exceed the 1 s client timeout although the server is not
-# busy all the time. The computed lines above give each point's figures and whether they move beyond
+# behind them, and their p99s come close to the 1 s client timeout although the server is busy less
+# than half the time. The computed lines above give each point's figures and whether they move beyond
 # what three seeds of the 1 × 1 point spread over. **Shards** are what helps: they divide the
-# registry's load (busy per shard falls by the shard count) and each scan, and the failures all but
-# vanish from 3 shards on. Shards then move the load onto the coordinator's CPU, which at one process
-# becomes the busiest resource and keeps heartbeat p99 above a second; **coordinator processes** divide
-# that, so shards and processes together do best (6 × 3: no failures, heartbeat p99 about 0.4 s).
+# registry's load (busy per shard falls by the shard count) and each scan, and the p99s fall by half or
+# more from 3 shards on. Shards then leave the coordinator's CPU as the busiest resource at one process
+# (heartbeat p99 still about 0.3 s); **coordinator processes** divide that, so shards and processes
+# together do best (6 × 3: heartbeat p99 under 0.1 s).
 # Processes alone change nothing while the registry is the bottleneck. **Nothing here brings an
 # enumerate near its target**: one query's 10⁵ rows must still be scanned, travel to and be decoded by
-# one process, so the dashboards stay about twenty times above the 10 ms target at every point — a
+# one process, so the dashboards stay about ten times above the 10 ms target at every point — a
 # million-sensor fleet needs answers that do not grow with it (counts, pages, or dashboards over
 # aggregates). And this 2-core machine cannot show any of it live:
 # replicas and servers would share the same two cores, so it shows the model, and how to run live

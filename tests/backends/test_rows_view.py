@@ -59,7 +59,8 @@ def test_filters_read_lazy_metadata_like_any_mapping() -> None:
 def test_live_offsets_parse_deadlines_only_when_something_lapsed() -> None:
     from mcastlab.backends._json import live_offsets
 
-    rows = [b"a", b"{}", b"1", b"5.0", b"b", b"{}", b"1", b"inf", b"c", None, None, None, b"d", b"{}", b"1", b"2.0"]
+    rows = [b"a", b"{}", b"1", b"5.0", b"b", b"{}", b"1", b"inf",
+            b"c", None, None, None, b"d", b"{}", b"1", b"2.0"]
     assert live_offsets(rows, 3.0) == [0, 4]  # d lapsed, c's hash is gone
     assert live_offsets(rows, 3.0, [b"d"]) == [0, 4]
     whole = rows[:8]

@@ -212,7 +212,7 @@ def test_workloads_never_import_asyncio_or_simpy(module: str) -> None:
 
 @pytest.mark.parametrize(("key", "value", "says"), [
     ("workload.warehouses", 10**9, "workload.warehouses: 1,000,000,000 warehouses for 10,000 devices"),
-    ("workload.payload_bytes", 10**8, "workload.payload_bytes: 100,000,000 bytes is above config.max_payload"),
+    ("workload.payload_bytes", 10**8, "workload.payload_bytes: 100,000,000 bytes is above config.max"),
 ])
 def test_workload_sizes_that_cannot_run_are_refused_before_running(key: str, value: int, says: str) -> None:
     with pytest.raises(ScenarioError, match=says):
