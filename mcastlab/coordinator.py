@@ -251,9 +251,8 @@ class Coordinator(IdentitySide):
             limit = self.config.max_identities
             try:
                 is_new = await self.registry.upsert(rec, now=t0, max_identities=limit)
-            except RegistryFullError:
-                if await self.sweep() == 0:
-                    raise
+            except RegistryFullError:  # the expired may hold the places: sweep, then try once more (even
+                await self.sweep()        # if another sweeper claimed them first, the places are free now)
                 is_new = await self.registry.upsert(rec, now=t0, max_identities=limit)
         if is_new:
             self.population.added()

@@ -75,33 +75,34 @@ async def claim_shards(client: ClusterClient, keys: Layout, ledger: ClaimLedger,
                        now: float) -> tuple[list[ExpiredIdentity], int, BaseException | None]:
     """Claim up to ``limit`` expirations over the shards in ``order`` (RedisClusterRegistry): each shard is
     asked for an equal part, then the shards that filled theirs for the rest; received batches are
-    acknowledged. Returns the expirations, the zset members removed, and the first failure (if any)."""
+    acknowledged. Returns the expirations, the zset members removed, and the first failure (if any).
+    Call it with ``ledger.lock()`` held, and keep holding it until the removals are counted: a sweep racing
+    with this one must not find the identities gone and the stored-identity counter not yet lowered."""
     from mcastlab.backends._redis_cluster_keys import split
 
     out: list[ExpiredIdentity] = []
     failure: BaseException | None = None
     removed, received = 0, []
-    async with ledger.lock():
-        while order and len(out) < limit and failure is None:
-            asks = split(limit - len(out), order)
-            replies = await client.many(keys.claim(asks, now, ledger), idempotent=False,
-                                        return_exceptions=True)
-            full = []
-            for (k, n), got in zip(asks, replies, strict=True):
-                if isinstance(got, BaseException):
-                    failure = got
-                    continue
-                seq, gone, items = ledger.received(got, k)
-                out += items
-                removed += gone
-                if items:
-                    received.append((k, seq))
-                if len(items) >= n:
-                    full.append(k)
-            order = full + order[len(asks):]
-        if received:  # the next claim on each shard acknowledges them too
-            await client.many(keys.claim_ack(received, ledger.claimer), idempotent=False,
-                              return_exceptions=True)
+    while order and len(out) < limit and failure is None:
+        asks = split(limit - len(out), order)
+        replies = await client.many(keys.claim(asks, now, ledger), idempotent=False,
+                                    return_exceptions=True)
+        full = []
+        for (k, n), got in zip(asks, replies, strict=True):
+            if isinstance(got, BaseException):
+                failure = got
+                continue
+            seq, gone, items = ledger.received(got, k)
+            out += items
+            removed += gone
+            if items:
+                received.append((k, seq))
+            if len(items) >= n:
+                full.append(k)
+        order = full + order[len(asks):]
+    if received:  # the next claim on each shard acknowledges them too
+        await client.many(keys.claim_ack(received, ledger.claimer), idempotent=False,
+                          return_exceptions=True)
     return out, removed, failure
 
 

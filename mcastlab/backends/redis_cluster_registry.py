@@ -330,15 +330,17 @@ class RedisClusterRegistry:
         per shard (``_redis_claims``), so a reply lost on the way is handed out again, not lost."""
         order = [(self._claim_from + i) % self.shards for i in range(self.shards)]
         self._claim_from = (self._claim_from + 1) % self.shards  # fairness across sweeps
-        out, removed, failure = await claim_shards(self._live(), self.keys, self._claims, order, limit, now)
-        if failure is not None:
-            self._meta_suspect = True  # the lost reply's removals were never counted
-            if not out:
-                raise failure
-        try:
-            await self._counter(-removed)
-        except Exception:
-            self._meta_suspect = True  # the claims stand (they are reported); the counter is resynced later
+        async with self._claims.lock():  # held until the removals are counted (see claim_shards)
+            out, removed, failure = await claim_shards(self._live(), self.keys, self._claims, order, limit,
+                                                       now)
+            if failure is not None:
+                self._meta_suspect = True  # the lost reply's removals were never counted
+                if not out:
+                    raise failure
+            try:
+                await self._counter(-removed)
+            except Exception:
+                self._meta_suspect = True  # the claims stand (they are reported); resynced later
         if self._meta_suspect:
             await self._resync_quietly()
         return out
