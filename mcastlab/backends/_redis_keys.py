@@ -55,6 +55,16 @@ def plan_program(plan: Any) -> list[str] | None:
     return None
 
 
+def ids_program(flt: Any) -> list[str] | None:
+    """The plan program the ids-only script runs for ``flt`` (``[]``: every identity), or None when the
+    filter's plan is not exact: its candidates must then be read and tested."""
+    if flt.matches_all:
+        return []
+    if flt.exact and flt.plan is not None:
+        return plan_program(flt.plan) or None
+    return None
+
+
 def ttl_ms(expires_at: float | None, now: float, grace: float | None) -> str:
     """The safety-net PEXPIRE of an identity hash: deadline + ``grace`` from ``now``, in ms ("0": none)."""
     if expires_at is None or grace is None:
@@ -65,4 +75,4 @@ def ttl_ms(expires_at: float | None, now: float, grace: float | None) -> str:
     return str(max(1, math.ceil(ms)))
 
 
-__all__ = ["index_suffix", "index_suffixes", "plan_program", "ttl_ms"]
+__all__ = ["ids_program", "index_suffix", "index_suffixes", "plan_program", "ttl_ms"]

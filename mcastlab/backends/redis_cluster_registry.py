@@ -58,7 +58,7 @@ from mcastlab.backends._redis_cluster_keys import (
     write_lost,
 )
 from mcastlab.backends._redis_cluster_watch import Entry, ReplicationWatch
-from mcastlab.backends._redis_keys import index_suffixes, plan_program, ttl_ms
+from mcastlab.backends._redis_keys import ids_program, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import make_pool
 from mcastlab.backends._subjects import check_key_prefix, decode_token, decode_tokens
 from mcastlab.backends.base import Capabilities, ExpiredIdentity
@@ -298,13 +298,8 @@ class RedisClusterRegistry:
         return out
 
     async def _live_ids(self, flt: CompiledFilter, now: float) -> list[bytes] | None:
-        if flt.matches_all:
-            prog: list[str] = []
-        elif flt.exact and flt.plan is not None:
-            prog = plan_program(flt.plan) or []
-            if not prog:
-                return None
-        else:
+        prog = ids_program(flt)
+        if prog is None:
             return None
         return [m for reply in await self._live().many(self.keys.ids(prog, now)) for m in reply]
 

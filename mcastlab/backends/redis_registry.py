@@ -74,7 +74,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from mcastlab.backends._json import RowsView, dumps, live_offsets, loads
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
-from mcastlab.backends._redis_keys import index_suffix, index_suffixes, plan_program, ttl_ms
+from mcastlab.backends._redis_keys import ids_program, index_suffix, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
 from mcastlab.backends._redis_scripts import SCRIPTS
 from mcastlab.backends._subjects import check_key_prefix, decode_token, decode_tokens, encode_token
@@ -316,13 +316,8 @@ class RedisRegistry:
     async def _live_ids(self, flt: CompiledFilter, now: float) -> list[bytes] | None:
         """Encoded ids of the live matches, read from index sets and deadlines only (no identity hash),
         or None when the filter's plan is not exact (its candidates must be read and tested)."""
-        if flt.matches_all:
-            prog: list[str] = []
-        elif flt.exact and flt.plan is not None:
-            prog = plan_program(flt.plan) or []
-            if not prog:
-                return None
-        else:
+        prog = ids_program(flt)
+        if prog is None:
             return None
         tmp = f"{self.base}tmp:{secrets.token_hex(8)}"
         return list(await self._script("ids", 2, self._zkey, tmp, repr(now), self.base, *prog))

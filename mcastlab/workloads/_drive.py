@@ -26,7 +26,7 @@ from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.workloads.backends import Backends, live_backends, sim_backends
 from mcastlab.workloads.cohort import FleetContext
 from mcastlab.workloads.context import Context, stream_rng
-from mcastlab.workloads.faults import Outage
+from mcastlab.workloads.faults import server_pauses
 from mcastlab.workloads.interrupt import Interruption
 from mcastlab.workloads.scenario import Scenario
 
@@ -155,14 +155,8 @@ def drive_live(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interrupti
             await coord.open()
             tol = 0.01 if scn.measure.tolerance is None else scn.measure.tolerance
             ctx = drive.ctx = _context(scn, coord, rec, tol, 64)
-            for fault in scn.faults:
-                if isinstance(fault, Outage) and fault.target != "devices":
-                    paused = fault.live_servers(backends.servers, backends.clusters)
-                    if not paused:
-                        log.warning("outage of the %s: no local server to pause (not applied)", fault.target)
-                    for server in paused:
-                        ctx.at(fault.at, lambda _t, s=server: s.pause())
-                        ctx.at(fault.at + fault.duration, lambda _t, s=server: s.resume())
+            for at, action in server_pauses(scn.faults, backends.servers, backends.clusters):
+                ctx.at(at, lambda _t, act=action: act())
             bar = progress_bar(scn.duration + scn.drain, f"{scn.name} [live]", progress)
 
             async def ticker() -> None:

@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from mcastlab.workloads._schema import fail, join, parse, spec
 from mcastlab.workloads.context import Context
+
+log = logging.getLogger("mcastlab.workloads.faults")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,22 @@ class Outage:
             return [started[kind]]
         cluster = clusters.get(f"{kind}-cluster")
         return list(cluster.nodes) if cluster is not None else []
+
+
+def server_pauses(faults: Sequence[Any], started: Mapping[str, Any],
+                  clusters: Mapping[str, Any]) -> list[tuple[float, Callable[[], Any]]]:
+    """The live actions of the registry / messaging outages among ``faults``: ``(at, pause)`` and
+    ``(at + duration, resume)`` for each local server they stop; an outage with nothing local to pause
+    is logged (it is not applied). The caller schedules them on its own clock."""
+    actions: list[tuple[float, Callable[[], Any]]] = []
+    for fault in faults:
+        if isinstance(fault, Outage) and fault.target != "devices":
+            paused = fault.live_servers(started, clusters)
+            if not paused:
+                log.warning("outage of the %s: no local server to pause (not applied)", fault.target)
+            for server in paused:
+                actions += [(fault.at, server.pause), (fault.at + fault.duration, server.resume)]
+    return actions
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +134,4 @@ def parse_fault(value: Any, *, key: str, source: str) -> Outage | ExpiryAvalanch
     return parse(cls, value, key=key, source=source)  # type: ignore[no-any-return]
 
 
-__all__ = ["FAULT_KINDS", "ExpiryAvalanche", "Outage", "parse_fault"]
+__all__ = ["FAULT_KINDS", "ExpiryAvalanche", "Outage", "parse_fault", "server_pauses"]

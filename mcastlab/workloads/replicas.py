@@ -21,7 +21,6 @@ more than the system at a few hundred requests per second. Here:
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -35,12 +34,11 @@ from mcastlab.workloads._drive import Drive, progress_bar
 from mcastlab.workloads._journal import replay
 from mcastlab.workloads._replica import ReplicaResult, ReplicaSpec, run_replica
 from mcastlab.workloads.backends import Backends, label_of, live_servers, new_token
-from mcastlab.workloads.faults import Outage
+from mcastlab.workloads.faults import server_pauses
 from mcastlab.workloads.interrupt import Interruption
 from mcastlab.workloads.scenario import Scenario
 from mcastlab.workloads.truth import Truth
 
-log = logging.getLogger("mcastlab.workloads.replicas")
 LEAD_S = 0.5  # the origin is this far ahead of the moment every replica is ready
 
 
@@ -157,17 +155,11 @@ def _start_together(futures: list[Any], ready: Any, origin_var: Any, n: int, sto
 def _outages(scn: Scenario, srv: Any, origin: float) -> list[threading.Timer]:
     """The scenario's registry / messaging outages as pauses of the local servers, on the shared clock."""
     timers = []
-    for fault in scn.faults:
-        if isinstance(fault, Outage) and fault.target != "devices":
-            paused = fault.live_servers(srv.started, srv.clusters)
-            if not paused:
-                log.warning("outage of the %s: no local server to pause (not applied)", fault.target)
-            for server in paused:
-                for at, action in ((fault.at, server.pause), (fault.at + fault.duration, server.resume)):
-                    t = threading.Timer(max(0.0, origin + at - time.time()), action)
-                    t.daemon = True
-                    t.start()
-                    timers.append(t)
+    for at, action in server_pauses(scn.faults, srv.started, srv.clusters):
+        t = threading.Timer(max(0.0, origin + at - time.time()), action)
+        t.daemon = True
+        t.start()
+        timers.append(t)
     return timers
 
 
