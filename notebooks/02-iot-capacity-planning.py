@@ -25,10 +25,8 @@
 # `SlowEnumerateLatency` alert, **any enumerate p99 > 20 ms**.
 #
 # Everything runs in SimPy virtual time on the simulator **calibrated on live Redis + NATS**
-# (`data/calibration/default.json`, the scenario's `sim: {calibration: default}`), which models four
-# resources that can give out: the registry server, the messaging server, the coordinator's own CPU and,
-# between the coordinator and Redis, the client's two pipeline *lanes* (connections; a lane is busy from
-# sending a batch until it has read the last reply).
+# (`data/calibration/default.json`, the scenario's `sim: {calibration: default}`), which models three
+# resources that can give out: the registry server, the messaging server and the coordinator's own CPU.
 # Each setting is run with **three seeds** by `mcastlab.sweep` (in parallel on a 2-worker Dask cluster),
 # and every conclusion below is drawn from the 95 % interval over those seeds, with the samples behind
 # it stated. (An earlier version of this notebook judged each fleet size on one seed and 9–32 samples;
@@ -106,8 +104,6 @@ model = pd.DataFrame([
     ("registry server", "per row a query returns", c_reg["query"]["per_item"], p_reg["query"]["per_item"]),
     ("network (what CPU and server leave)", "per row a query returns", c_net["query"].get("per_item", 0.0),
      p_net["query"].get("per_item", 0.0)),
-    ("network (what CPU and server leave)", "per heartbeat in a pipelined batch",
-     c_net["batch"].get("per_item", 0.0), p_net["batch"].get("per_item", 0.0)),
     ("messaging server", "per published message", cal["sim"]["messaging"]["per_message"]["value"],
      pinned["messaging"]["per_message"]),
     ("coordinator CPU", "per row a query returns (decode)", spec.cpu.per_item["query"], np.nan),
@@ -128,21 +124,14 @@ print()
 for k, cap in capacity.items():
     print(f"{k:>15}: one registry server absorbs {cap:,.0f} heartbeats/s (batches of {batch:,}) -> "
           f"1,000,000 sensors saturate it at a {1e6 / cap:.2f} s heartbeat")
-LANES = spec.registry.lanes                              # the live client's pipeline lanes (in the file)
-lane_capacity = LANES / (per_hb["calibrated"] + c_net["batch"].get("per_item", 0.0))
-print(f"     calibrated: one coordinator's {LANES} pipeline lanes carry {lane_capacity:,.0f} heartbeats/s (a lane "
-      f"holds a batch for its server and network time) -> 1,000,000 sensors fill them at a "
-      f"{1e6 / lane_capacity:.2f} s heartbeat")
 
 # %% [markdown]
 # The two disagree by more than an order of magnitude where it matters most here: the pinned model
 # charges the registry **0.8 µs of server time per pipelined heartbeat**, the calibration measured
 # **about 13 µs** (about 22 µs for a single heartbeat call) — so the pinned model put the saturation of
 # one Redis some fifteen times too far out. (The messaging server's cost per message is a fraction of a
-# microsecond: NATS is never the bottleneck of this workload.) The file also records the live client's
-# pipeline lanes (2) and its 5 s timeout; a lane holds a heartbeat batch for its server *and* network
-# time, so the lanes' capacity, printed last, is lower than the server's. Capacity conclusions must rest on measured
-# costs, so **this notebook uses the shipped calibration**. `sim-model.yaml` stays, because notebooks 01, 03, 04 and 06 still use it: they pin a
+# microsecond: NATS is never the bottleneck of this workload.) Capacity conclusions must rest on measured
+# costs, so **this notebook uses the shipped # calibration**. `sim-model.yaml` stays, because notebooks 01, 03, 04 and 06 still use it: they pin a
 # model so that their stored outputs change only when that file does, and their questions (the API
 # round trip, presence lingering, drain targeting, failure recovery) are answered far from any
 # saturation point, where a 10× error in server time per heartbeat changes milliseconds, not the answer.
@@ -281,14 +270,11 @@ print(pd.concat({n: reruns[("workload.devices", n)][2] for n in FLEETS}, names=[
 # sensors (1/8), the outdated-firmware query every sensor not on the latest firmware (40 %). About 5 %
 # of the enumerates are outdated-firmware queries, so the p99 is theirs. Every row costs server time,
 # transfer, and decoding on the coordinator's CPU, so the enumerate p99 grows in proportion to the
-# fleet. From 1,000 sensors on the client's pipeline lanes are the busiest resource (each holds a batch
-# for its server time *and* its time on the wire and in the client), the registry server just behind.
-# At 1,000,000 sensors a dashboard answer is 125,000 rows and an outdated-firmware one 400,000 — a fifth
-# to two thirds of a second of server time each, during which the lane that sent it carries nothing
-# else — and the run does not survive it: about 90 s in, heartbeat batches queued behind those answers
-# pass the 5 s client timeout, the sensors whose heartbeats failed register again, which adds load, and
-# from then on most operations time out (the table above: 115 of 134 dashboards timed out), although
-# averaged over the run the lanes are busy half the time and the server less. A
+# fleet. From 10,000 sensors on the registry server is the busiest resource: its single thread runs the
+# heartbeats *and* the scans behind the enumerates, first come first served. At 1,000,000 sensors a
+# dashboard answer is 125,000 rows and an outdated-firmware one 400,000 — a fifth to two thirds of a
+# second of server time each — and heartbeat batches queued behind them wait most of a second (p99 close
+# to the 1 s client timeout, a few beyond it) although the server is busy less than half of the run. A
 # p99 is over *successful* operations, so read it beside the error rate.# out, the p99 left is the dashboards'. The targets, judged per run on that run's samples:
 
 # %%
@@ -345,16 +331,14 @@ for k, (name, col) in enumerate((("heartbeat batch", "heartbeat_p99_s"), ("enume
 for label, limit in ENUM_TARGETS.items():
     ax1.axhline(1e3 * limit, color="tab:red", ls="--" if limit < 0.015 else ":", lw=1, label=f"target: {label}")
 ax1.axvline(capacity["calibrated"], color="grey", lw=1, ls="-.", label="calibrated registry capacity")
-ax1.axvline(lane_capacity, color="tab:purple", lw=1, ls="-.", label=f"{LANES} lanes' capacity")
 ax1.set(xscale="log", yscale="log", xlabel=f"heartbeats per second ({HB_FLEET:,} sensors)",
         ylabel="p99 latency (ms)", title=f"p99 vs heartbeat rate: mean and 95 % band over {SEEDS} seeds")
 ax1.legend(fontsize=6, loc="upper left")
 b = busy2.loc[sm["workload.heartbeat.period"]]
-for k, res in enumerate(("coordinator-cpu", "registry-lanes", "registry-server", "messaging-server")):
+for k, res in enumerate(("coordinator-cpu", "registry-server", "messaging-server")):
     ax2.plot(rate, b[f"{res} busy"], marker="o", color=f"C{k + 2}", label=res)
 ax2.axhline(1.0, color="grey", lw=1)
 ax2.axvline(capacity["calibrated"], color="grey", lw=1, ls="-.")
-ax2.axvline(lane_capacity, color="tab:purple", lw=1, ls="-.")
 ax2.set(xscale="log", xlabel=f"heartbeats per second ({HB_FLEET:,} sensors)", ylabel="busy fraction (whole run)",
         title=f"which resource gives out first (seed {SEED})")
 ax2.legend(fontsize=7)
@@ -364,11 +348,10 @@ plt.show()
 # %% [markdown]
 # Heartbeats load the registry server in proportion to *sensors ÷ interval*, and each costs it far
 # more than it costs the coordinator's CPU (compare the model table: server time per batched heartbeat
-# vs. encoding it) — and costs one of the two lanes more still: its server time plus its network time,
-# ~30 µs per heartbeat of a batch as measured live. So the lanes saturate first, at about 46,000
-# heartbeats/s (purple dash-dotted line), before the registry server's 78,000/s (grey): past the lanes'
-# capacity the client is offered more than its lanes can carry (a "busy" fraction above 100 % is the work
-# offered per second of run, so it can exceed 1) and every operation times out.
+# vs. encoding it). As the interval shortens, heartbeat batches queue; near the calibrated capacity (the
+# dash-dotted line) their p99 climbs towards the 1 s client timeout and the enumerates queued behind
+# them follow; past it, the server is offered more work than it can do (a "busy" fraction above 100 %
+# is the work offered per second of run, so it can exceed 1) and every operation times out.
 #
 # ## The answer, computed
 #
@@ -385,11 +368,9 @@ for label, limit in ENUM_TARGETS.items():
     s = table1[f"vs {1e3 * limit:.0f} ms"]
     below = [k for k, v in s.items() if v.startswith("below")]
     above = [k for k, v in s.items() if v.startswith("above")]
-    unsure = [k for k, v in s.items() if v.startswith("straddles")]
-    none = [k for k, v in s.items() if not v.startswith(("below", "above", "straddles"))]
+    unsure = [k for k, v in s.items() if not v.startswith(("below", "above"))]
     print(f"  {label}: interval below {1e3 * limit:.0f} ms at {sizes(below)} sensors; entirely above at "
-          f"{sizes(above)}" + (f"; straddling it (more seeds needed) at {sizes(unsure)}" if unsure else "")
-          + (f"; no p99 (too few successful enumerates) at {sizes(none)}" if none else ""))
+          f"{sizes(above)}" + (f"; straddling it (more seeds needed) at {sizes(unsure)}" if unsure else ""))
 print("  busiest resource by fleet size: " + ", ".join(f"{n:,} {b}" for n, b in busy1["busiest"].items()))
 r6 = s1.summary.set_index("workload.devices").loc[FLEETS[-1]]
 print(f"  at {FLEETS[-1]:,} sensors: enumerate p99 {ms(r6, 'enumerate_p99_s')} ms over "
@@ -400,16 +381,15 @@ print(f"Sweep 2 ({HB_FLEET:,} sensors):")
 for p, r in table2.iterrows():
     print(f"  {p:>4g} s = {r['heartbeats/s']:>7,} heartbeats/s: busiest {r['busiest']:<22} heartbeat p99 "
           f"{r['heartbeat p99 ms [95% CI]']} ms, {r['heartbeat errors %']} % errors")
-first = table2["busiest"].iloc[0].split(" (")[0]
 flip = next((p for p, r in table2.iterrows() if r["busiest"].startswith("registry")), None)
 broken = next((p for p, r in table2.iterrows() if r["heartbeat errors %"] > 0), None)
 if flip is not None:
-    print(f"  {first} is the busiest resource from a {flip:g} s heartbeat ({HB_FLEET / flip:,.0f} heartbeats/s) on")
+    print(f"  the registry server is the busiest resource from a {flip:g} s heartbeat "
+          f"({HB_FLEET / flip:,.0f} heartbeats/s) on")
 if broken is not None:
-    limit = min(capacity["calibrated"], lane_capacity)
-    print(f"  heartbeats start failing at {broken:g} s ({HB_FLEET / broken:,.0f}/s; capacity of {LANES} lanes "
-          f"{lane_capacity:,.0f}/s, of the registry server {capacity['calibrated']:,.0f}/s): 1,000,000 sensors "
-          f"need a heartbeat longer than {1e6 / limit:.1f} s per coordinator and registry server")
+    print(f"  heartbeats start failing at {broken:g} s ({HB_FLEET / broken:,.0f}/s; calibrated capacity "
+          f"{capacity['calibrated']:,.0f}/s): 1,000,000 sensors need a heartbeat longer than "
+          f"{1e6 / capacity['calibrated']:.1f} s per registry server")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -419,17 +399,15 @@ print(f"notebook ran in ~{time.perf_counter() - t_notebook:.0f} s of wall time")
 # %% [markdown]
 # ## Answer
 #
-# On the calibrated model (costs measured on live Redis + NATS), **the path to the registry gives out
-# first: the client's two pipeline lanes, then the registry server behind them.** This workload's
-# enumerates return a share of the fleet — a warehouse, the sensors on old firmware — and every row costs
-# server time, transfer and decoding, so the enumerate p99 grows in proportion to the fleet: the
-# computed summary above lists, from the three-seed intervals, the fleet sizes at which it lies below
-# and entirely above the scenario's 10 ms target and the spec's 20 ms alert, and where the interval
-# straddles a target (more seeds needed before calling it). At a million sensors the answers are 10⁵
-# rows, each holding a lane for a fifth to two thirds of a second of Redis time; heartbeat batches
-# queue behind them past the 5 s client timeout, failed sensors re-register, and the run collapses
-# although no resource is busy more than half the time on average. Separately, heartbeats alone fill
-# one coordinator's lanes at about 46,000 per second and one Redis at about 78,000 (printed in the model
-# section): sensors ÷ heartbeat interval is the number to keep well below the smaller, per coordinator
-# and per registry server. To grow:
+# On the calibrated model (costs measured on live Redis + NATS), **the registry server is the resource
+# that gives out first, in two ways.** This workload's enumerates return a share of the fleet — a
+# warehouse, the sensors on old firmware — and every row costs server time, transfer and decoding, so
+# the enumerate p99 grows in proportion to the fleet: the computed summary above lists, from the
+# three-seed intervals, the fleet sizes at which it lies below and entirely above the scenario's 10 ms
+# target and the spec's 20 ms alert, and where the interval straddles a target (more seeds needed
+# before calling it). At a million sensors the answers are 10⁵ rows; Redis' single thread spends a fifth
+# to two thirds of a second on each, and heartbeat batches queued behind them wait close to the 1 s
+# client timeout although the server is busy less than half the time. Separately, heartbeats alone saturate one
+# Redis at its calibrated capacity (heartbeats per second, printed in the model section): sensors ÷
+# heartbeat interval is the number to keep well below it per registry server. To grow:
 # count or page instead of enumerating large answers, and shard the registry (notebook 07).

@@ -20,7 +20,6 @@ class RegistryTiming:
     env: Any
     cpu: Any
     lanes: Any
-    shard_lanes: list[Any] | None
     server: Any
     shards: list[Any]
     stats: Any
@@ -50,7 +49,7 @@ class RegistryTiming:
         lanes = self.lanes
         arrive = ready if lanes is None else lanes.dispatch(ready)
         if self._wake is not None:  # a server that sat idle starts late (it wakes up): registry.wake
-            arrive += self._wake(arrive - server.first_free)
+            arrive += self._wake(ready - server.first_free)
         if server.servers == 1:  # FcfsServer.admit, inlined for the common single-server case
             start = server._free if server._free > arrive else arrive
             server._free = start + svc
@@ -105,28 +104,16 @@ class RegistryTiming:
         c = self._counters[op]
         c.count += 1
         c.items += n
-        last, reads = ready, 0.0
-        wake, shard_lanes = self._wake, self.shard_lanes
+        last = ready
+        wake = self._wake
         for k, nk in asks:
             svc = self._service[op](nk) * factor
-            lanes = shard_lanes[k] if shard_lanes is not None else None
-            sent = ready if lanes is None else lanes.dispatch(ready)  # each shard's client has its lanes
-            arrive = sent if wake is None else sent + wake(sent - shards[k].first_free)
+            arrive = ready if wake is None else ready + wake(ready - shards[k].first_free)
             start = shards[k].admit(arrive, svc)
             c.wait_s += start - arrive
             c.service_s += svc
-            done = start + svc
-            if lanes is not None:  # this shard's reply, read by its lane (see _wait)
-                done += self._network[op](nk) * factor
-                if cpu is not None:
-                    read = cpu.read(nk)
-                    reads += read
-                    done = cpu.charge(done, read)
-                lanes.hold(done)
-            last = max(last, done)
-        if shard_lanes is None:
-            last += self._network[op](n) * factor
-        return self._finish(op, now, last, n, reads)
+            last = max(last, start + svc)
+        return self._finish(op, now, last + self._network[op](n) * factor, n)
 
     async def _decode(self, reply_in: float, work: float) -> None:
         """Wait for the reply, then for the client CPU to decode it (queued behind what else it does)."""

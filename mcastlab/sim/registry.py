@@ -73,12 +73,10 @@ class SimRegistry(RegistryTiming):
             op: Sampler(spec.model("network", op), gens[2 * k + 1]) for k, op in enumerate(REGISTRY_OPS)
         }
         self.shards = [FcfsServer(spec.servers) for _ in range(spec.shards)]
-        # the client's pipeline lanes (sim/lanes.py): per shard (a cluster client pipelines to each master),
-        # and each of cpu.processes replicas has its own
+        # the client's pipeline lanes (sim/lanes.py), modelled for one shard: one pipeline
+        # (each of cpu.processes replicas has its own)
         replicas = cpu.spec.processes if cpu is not None else 1
-        self.shard_lanes = (None if spec.lanes is None
-                            else [Lanes(spec.lanes * replicas) for _ in range(spec.shards)])
-        self.lanes = None if self.shard_lanes is None else self.shard_lanes[0]
+        self.lanes = Lanes(spec.lanes * replicas) if spec.lanes is not None and spec.shards == 1 else None
         self._wake = None if spec.wake is None else GapSampler(spec.wake, spawn_generators(rng, 1)[0])
         self.server = self.shards[0]
         self._timeout = spec.timeout

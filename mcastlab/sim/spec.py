@@ -7,7 +7,7 @@ Schema (every key optional; unknown keys raise ConfigError naming the key and th
       servers: 1              # a Redis is one thread: operations queue FCFS behind each other
       shards: 1               # independent servers (a Redis Cluster's masters): an identity's operations
                               # go to its shard; queries, counts and claims ask every shard at once
-      lanes: null             # the client's pipeline connections per shard (RedisRegistry lanes): commands wait
+      lanes: null             # the client's pipeline connections (RedisRegistry lanes): commands wait
                               # for a free lane, which holds until its replies are read (mcastlab.sim.lanes);
                               # null: one independent connection per call
       wake: null              # extra latency of a call reaching a server idle for a gap (a GapTable from

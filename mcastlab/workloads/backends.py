@@ -37,9 +37,8 @@ class Backends:
             out["coordinator-cpu"] = (reg.cpu.server.busy, reg.cpu.server.servers)
         if isinstance(reg, SimRegistry):
             out["registry-server"] = (reg.server_busy, len(reg.shards) * reg.server.servers)
-            if reg.shard_lanes is not None:  # the client's pipeline lanes (mcastlab.sim.lanes)
-                out["registry-lanes"] = (sum(x.busy_s for x in reg.shard_lanes),
-                                         sum(x.n for x in reg.shard_lanes))
+            if reg.lanes is not None:  # the client's pipeline lanes (mcastlab.sim.lanes)
+                out["registry-lanes"] = (reg.lanes.busy_s, reg.lanes.n)
         if isinstance(msg, SimMessaging):
             out["messaging-server"] = (msg.server.busy, msg.server.servers)
         return out

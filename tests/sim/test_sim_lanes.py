@@ -138,11 +138,3 @@ def test_a_simulated_run_reports_how_busy_the_lanes_were() -> None:
     assert 0.0 < res["busy"]["registry-lanes"] < 1.0
     # a lane is held for at least the server time of what it sent
     assert res["cpu_s"]["registry-lanes"] >= res["cpu_s"]["registry-server"]
-
-
-def test_each_shard_and_each_replica_has_its_own_lanes() -> None:
-    """A cluster client pipelines to each master, and every coordinator replica has its own client."""
-    spec = {"registry": {"lanes": 2, "shards": 3}, "cpu": {"processes": 4}}
-    reg, _ = make_sim_backends(spec, rng=np.random.default_rng(0))
-    assert reg.shard_lanes is not None and [x.n for x in reg.shard_lanes] == [8, 8, 8]
-    assert reg.lanes is reg.shard_lanes[0]
