@@ -193,10 +193,6 @@ def calibrate(
         cpu["timer"] = timer.to_dict()
     data = build_calibration(lat, extras, params={**params, "seed": seed, "blocks": blocks}, servers=versions,
                              cpu=cpu)
-    from mcastlab.backends._redis_pipe import DEFAULT_LANES, DEFAULT_TIMEOUT
-
-    # the measured client's pipeline lanes (sim/lanes.py) and its timeout
-    data["sim"]["registry"].update(lanes=DEFAULT_LANES, timeout=DEFAULT_TIMEOUT)
     wake = GapTable.fit(idle["wake"])  # a call reaching an idle redis-server is answered late (sim/spec.py)
     if wake is not None:
         data["sim"]["registry"]["wake"] = wake.to_dict()

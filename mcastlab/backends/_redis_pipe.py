@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import copy
 import math
-import time
 from collections import deque
 from typing import Any
 
@@ -32,9 +31,6 @@ from mcastlab.errors import (
     McastlabError,
     OperationTimeoutError,
 )
-
-DEFAULT_LANES = 2  # pipeline connections per client (the simulator models them: mcastlab.sim.lanes)
-DEFAULT_TIMEOUT = 5.0  # seconds a batch may take before its commands fail (sim: registry.timeout)
 
 _pack_one: Any
 try:  # hiredis packs a command ~20x faster than redis-py's pure-Python packer
@@ -118,7 +114,6 @@ class AutoPipeline:
         self._closed = False
         self.batches = 0  # pipelines sent (commands / batches = mean batch size)
         self.commands = 0
-        self.busy_s = 0.0  # lane-seconds spent sending batches and reading their replies
 
     def start(self) -> None:
         """Start the lanes on the running loop."""
@@ -193,11 +188,7 @@ class AutoPipeline:
             batch = [queue.popleft() for _ in range(n)]
             if not queue:
                 wake.clear()
-            t0 = time.perf_counter()
-            try:
-                await self._run(conn, batch)
-            finally:
-                self.busy_s += time.perf_counter() - t0
+            await self._run(conn, batch)
 
     async def _run(self, conn: Any, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         self.batches += 1
@@ -259,4 +250,4 @@ class AutoPipeline:
                 fut.set_exception(copy.copy(exc))  # one instance per waiter: tracebacks do not mix
 
 
-__all__ = ["DEFAULT_LANES", "DEFAULT_TIMEOUT", "AutoPipeline", "make_pool", "translate"]
+__all__ = ["AutoPipeline", "make_pool", "translate"]

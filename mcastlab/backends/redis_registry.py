@@ -75,7 +75,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from mcastlab.backends._json import RowsView, dumps, live_offsets, loads
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
 from mcastlab.backends._redis_keys import ids_program, index_suffix, index_suffixes, plan_program, ttl_ms
-from mcastlab.backends._redis_pipe import DEFAULT_LANES, DEFAULT_TIMEOUT, AutoPipeline, make_pool, translate
+from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
 from mcastlab.backends._redis_scripts import SCRIPTS
 from mcastlab.backends._subjects import check_key_prefix, decode_token, decode_tokens, encode_token
 from mcastlab.backends.base import Capabilities, ExpiredIdentity
@@ -97,9 +97,8 @@ class RedisRegistry:
     def __init__(self, url: str, *, prefix: str = "mcast:",
                  username: str | None = None, password: str | None = None, db: int | None = None,
                  tls: bool | None = None, tls_ca_certs: str | None = None, tls_certfile: str | None = None,
-                 tls_keyfile: str | None = None, tls_verify: bool = True,
-                 socket_timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = 2.0,
-                 lanes: int = DEFAULT_LANES, max_batch: int = 1024,
+                 tls_keyfile: str | None = None, tls_verify: bool = True, socket_timeout: float = 5.0,
+                 connect_timeout: float = 2.0, lanes: int = 2, max_batch: int = 1024,
                  key_grace: float | None = 3600.0, claim_stale: float = DEFAULT_STALE) -> None:
         check_key_prefix(prefix)
         if key_grace is not None and not (isinstance(key_grace, int | float) and key_grace > 0):
@@ -170,12 +169,6 @@ class RedisRegistry:
             await pipe.close()
         if pool is not None:
             await pool.disconnect()
-
-    def lane_busy(self) -> tuple[float, int]:
-        """Lane-seconds the auto-pipeline has spent on batches so far, and its lanes (the resource the
-        simulator models as ``registry.lanes``)."""
-        pipe = self._pipe
-        return (0.0 if pipe is None else pipe.busy_s), self._lanes
 
     def _p(self) -> AutoPipeline:
         pipe = self._pipe

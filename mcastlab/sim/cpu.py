@@ -30,9 +30,6 @@ project's 2-core machine with Python 3.11, redis-py + hiredis and nats-py, see `
       per_delivery: 1.2e-5     # an in-process inbox agent receiving one message
       per_op: 2.5e-5           # the load generator scheduling and recording one operation
       per_target: 2.0e-6       # the load generator recording and auditing one target of a multicast
-      read_item: 2.0e-7        # a pipeline lane parsing one item of a reply (hiredis: 0.19 us per row of
-                               # 4 fields, measured); part of per_item, charged to the lane that reads it
-                               # when the registry models lanes (mcastlab.sim.lanes)
 
 ``processes: N`` models N coordinator replicas, each in its own process with its own ``cores``, in front
 of the same registry and messaging servers: the pool of N x ``cores`` FCFS servers takes each piece of work
@@ -51,9 +48,6 @@ per measured gap (a :class:`~mcastlab.sim.models.GapTable`)::
 The workload scheduler adds it after each idle sleep, so a simulated run has the generator lag a live
 one has. (The registry server's own wake-up is ``registry.wake`` in :mod:`mcastlab.sim.spec`.) Without a
 calibration file there is no such delay.
-
-With ``registry.lanes`` set, a pipeline lane reads each reply on this CPU (``read_item`` per item, taken
-out of the caller's decode) and stays busy until it has: see :mod:`mcastlab.sim.lanes`.
 
 Work is admitted when it is known: an operation's request-side work at its start, its decode work when
 its reply arrives (``charge`` may be given a time in the future). Admission follows the calls, not
@@ -87,10 +81,8 @@ CPU_DEFAULTS: dict[str, Any] = {
     "per_delivery": 1.2e-5,
     "per_op": 2.5e-5,
     "per_target": 2.0e-6,
-    "read_item": 2.0e-7,
 }
 _KEYS = (*CPU_DEFAULTS, "timer")
-_SCALARS = ("per_message", "per_fanout", "per_delivery", "per_op", "per_target", "read_item")
 def _seconds(v: Any, path: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
         raise ConfigError(f"{path} must be a finite number of seconds >= 0, got {v!r}", key=path)
@@ -124,7 +116,6 @@ class CpuSpec:
     per_delivery: float = CPU_DEFAULTS["per_delivery"]
     per_op: float = CPU_DEFAULTS["per_op"]
     per_target: float = CPU_DEFAULTS["per_target"]
-    read_item: float = CPU_DEFAULTS["read_item"]
     timer: GapTable | None = None
 
     @classmethod
@@ -143,7 +134,8 @@ class CpuSpec:
                 raise ConfigError(f"{path}.{key} must be an int >= 1, got {v!r}", key=f"{path}.{key}")
         call = {**CPU_DEFAULTS["call"], **_table(d.get("call", {}), f"{path}.call")}
         item = {**CPU_DEFAULTS["per_item"], **_table(d.get("per_item", {}), f"{path}.per_item")}
-        scalars = {k: _seconds(d.get(k, CPU_DEFAULTS[k]), f"{path}.{k}") for k in _SCALARS}
+        scalars = {k: _seconds(d.get(k, CPU_DEFAULTS[k]), f"{path}.{k}")
+                   for k in ("per_message", "per_fanout", "per_delivery", "per_op", "per_target")}
         return cls(cores, processes, call, item, **scalars,
                    timer=GapTable.from_dict(d.get("timer"), f"{path}.timer"))
 
@@ -152,14 +144,13 @@ class CpuSpec:
         """No client CPU cost at all (``cpu: off`` in a spec): the model of before the CPU model, for
         tests that check exact latencies."""
         zero = dict.fromkeys(CALL_OPS, 0.0)
-        return cls(1, 1, zero, dict(zero), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(1, 1, zero, dict(zero), 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cores": self.cores, "processes": self.processes, "call": dict(self.call),
                 "per_item": dict(self.per_item),
                 "per_message": self.per_message, "per_fanout": self.per_fanout,
                 "per_delivery": self.per_delivery, "per_op": self.per_op, "per_target": self.per_target,
-                "read_item": self.read_item,
                 **({"timer": self.timer.to_dict()} if self.timer is not None else {})}
 
 
@@ -167,7 +158,7 @@ class SimCpu:
     """One process's CPU: an FCFS queue of ``cores`` servers that backends charge work to."""
 
     __slots__ = ("_call", "_default", "_item", "_timer", "per_delivery", "per_fanout", "per_message",
-                 "per_op", "per_target", "read_item", "server", "spec")
+                 "per_op", "per_target", "server", "spec")
 
     def __init__(self, spec: CpuSpec | None = None, rng: np.random.Generator | None = None) -> None:
         self.spec = spec = spec if spec is not None else CpuSpec()
@@ -182,7 +173,6 @@ class SimCpu:
         self.per_delivery = spec.per_delivery
         self.per_op = spec.per_op
         self.per_target = spec.per_target
-        self.read_item = spec.read_item
 
     def charge(self, t: float, seconds: float) -> float:
         """Queue ``seconds`` of work arriving at ``t``; return when it is done."""
@@ -212,10 +202,6 @@ class SimCpu:
     def call(self, op: str) -> float:
         """Fixed client work of one registry call of kind ``op``."""
         return self._call.get(op, self._default)
-
-    def read(self, n: int) -> float:
-        """A pipeline lane's work reading a reply of ``n`` items (at least one: the lane must run)."""
-        return self.read_item * (n if n > 1 else 1)
 
     def items(self, op: str, n: int) -> float:
         """Client work for ``n`` items of a registry call of kind ``op``."""

@@ -12,6 +12,7 @@ An expired-but-unswept identity that is registered again is still reported once 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -30,11 +31,9 @@ from mcastlab.errors import (
 from mcastlab.identity import Identity
 from mcastlab.runtime import SimAwait, SimPyRuntime
 from mcastlab.sim._bind import bind_runtime, spawn_generators
-from mcastlab.sim._registry_timing import RegistryTiming
 from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, ERROR, OUTAGE, REGISTRY_OPS, FaultPlan
 from mcastlab.sim.fleet import FleetTable
-from mcastlab.sim.lanes import Lanes
 from mcastlab.sim.models import GapSampler, Sampler
 from mcastlab.sim.queue import FcfsServer, OpStats
 
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 _by_id = attrgetter("id")
 
 
-class SimRegistry(RegistryTiming):
+class SimRegistry:
     """Registry protocol in virtual time; see the module docstring."""
 
     name = "sim-registry"
@@ -73,10 +72,6 @@ class SimRegistry(RegistryTiming):
             op: Sampler(spec.model("network", op), gens[2 * k + 1]) for k, op in enumerate(REGISTRY_OPS)
         }
         self.shards = [FcfsServer(spec.servers) for _ in range(spec.shards)]
-        # the client's pipeline lanes (sim/lanes.py), modelled for one shard: one pipeline
-        # (each of cpu.processes replicas has its own)
-        replicas = cpu.spec.processes if cpu is not None else 1
-        self.lanes = Lanes(spec.lanes * replicas) if spec.lanes is not None and spec.shards == 1 else None
         self._wake = None if spec.wake is None else GapSampler(spec.wake, spawn_generators(rng, 1)[0])
         self.server = self.shards[0]
         self._timeout = spec.timeout
@@ -91,6 +86,96 @@ class SimRegistry(RegistryTiming):
     def server_busy(self) -> float:
         """Service time handed out by every shard's server so far (seconds)."""
         return sum(s.busy for s in self.shards)
+
+    # ------------------------------------------------------------------ timing
+    def _wait(self, op: str, n: int = 0, factor: float = 1.0, key: str | None = None) -> Any:
+        """The awaitable for ``op``: client CPU (request), server queue + service, round trip, client CPU
+        (decoding ``n`` items) — one SimPy timeout, no coroutine on the hot path. ``key``: the identity
+        an operation is about (it picks the shard when there are several)."""
+        if len(self.shards) > 1:
+            return self._wait_sharded(op, n, factor, key)
+        env = self.env
+        now = env.now
+        svc = self._service[op](n)
+        net = self._network[op](n)
+        if factor != 1.0:
+            svc *= factor
+            net *= factor
+        cpu = self.cpu
+        ready = now if cpu is None else cpu.charge(now, cpu.call(op))
+        server = self.server
+        arrive = ready
+        if self._wake is not None:  # a server that sat idle starts late (it wakes up): registry.wake
+            arrive += self._wake(ready - server.first_free)
+        if server.servers == 1:  # FcfsServer.admit, inlined for the common single-server case
+            start = server._free if server._free > arrive else arrive
+            server._free = start + svc
+            server.busy += svc
+        else:
+            start = server.admit(arrive, svc)
+        c = self._counters[op]
+        c.count += 1
+        c.items += n
+        c.wait_s += start - arrive
+        c.service_s += svc
+        return self._finish(op, now, start + svc + net, n)
+
+    def _finish(self, op: str, now: float, done: float, n: int) -> Any:
+        """Wait until ``done`` (the reply), then decode ``n`` items on the client CPU; time out if late."""
+        cpu = self.cpu
+        if cpu is not None and n:  # decoding the reply queues on the CPU when the reply arrives
+            work = cpu.items(op, n)
+            if work > 0:
+                timeout = self._timeout
+                if timeout is not None and done - now > timeout:
+                    return self._time_out(op, timeout)
+                return self._decode(done - now, work)
+        delay = done - now
+        timeout = self._timeout
+        if timeout is not None and delay > timeout:
+            return self._time_out(op, timeout)
+        return SimAwait(self.env.timeout(delay))
+
+    def _wait_sharded(self, op: str, n: int, factor: float, key: str | None) -> Any:
+        """``_wait`` over several shards: an identity's operation queues on its shard only (CRC-32 of its
+        name, as RedisClusterRegistry routes); anything else is one request per shard, sent together,
+        each serving its share of the ``n`` items, and the reply is the last shard's."""
+        now = self.env.now
+        shards = self.shards
+        if key is not None:
+            asks = [(zlib.crc32(key.encode("utf-8", "surrogatepass")) % len(shards), n)]
+        else:
+            per, extra = divmod(n, len(shards))
+            asks = [(k, per + (1 if k < extra else 0)) for k in range(len(shards))]
+        cpu = self.cpu
+        ready = now if cpu is None else cpu.charge(now, cpu.call(op) * len(asks))
+        c = self._counters[op]
+        c.count += 1
+        c.items += n
+        last = ready
+        wake = self._wake
+        for k, nk in asks:
+            svc = self._service[op](nk) * factor
+            arrive = ready if wake is None else ready + wake(ready - shards[k].first_free)
+            start = shards[k].admit(arrive, svc)
+            c.wait_s += start - arrive
+            c.service_s += svc
+            last = max(last, start + svc)
+        return self._finish(op, now, last + self._network[op](n) * factor, n)
+
+    async def _decode(self, reply_in: float, work: float) -> None:
+        """Wait for the reply, then for the client CPU to decode it (queued behind what else it does)."""
+        env = self.env
+        await SimAwait(env.timeout(reply_in))
+        assert self.cpu is not None
+        await SimAwait(env.timeout(self.cpu.charge(env.now, work) - env.now))
+
+    async def _time_out(self, op: str, timeout: float) -> None:
+        await SimAwait(self.env.timeout(timeout))
+        self.stats[op].fail("timeout")
+        raise OperationTimeoutError(
+            f"simulated registry {op} did not complete within {timeout} s", backend=self.name
+        )
 
     async def _gate(self, op: str) -> float:
         """The slow-down factor for ``op`` now, or wait out its fault and raise it."""

@@ -7,9 +7,6 @@ Schema (every key optional; unknown keys raise ConfigError naming the key and th
       servers: 1              # a Redis is one thread: operations queue FCFS behind each other
       shards: 1               # independent servers (a Redis Cluster's masters): an identity's operations
                               # go to its shard; queries, counts and claims ask every shard at once
-      lanes: null             # the client's pipeline connections (RedisRegistry lanes): commands wait
-                              # for a free lane, which holds until its replies are read (mcastlab.sim.lanes);
-                              # null: one independent connection per call
       wake: null              # extra latency of a call reaching a server idle for a gap (a GapTable from
                               # mcastlab calibrate: the server process and its CPU waking up)
       connect_timeout: 0.001  # seconds before an operation fails during an outage
@@ -74,7 +71,6 @@ REGISTRY_DEFAULTS: dict[str, Any] = {
     "servers": 1,
     "shards": 1,
     "wake": None,
-    "lanes": None,
     "connect_timeout": 0.001,
     "timeout": 1.0,
     "service": {
@@ -181,7 +177,6 @@ class RegistrySpec:
     network: Mapping[str, Model]
     shards: int = 1
     wake: GapTable | None = None
-    lanes: int | None = None
 
     def model(self, section: str, op: str) -> Model:
         table = self.service if section == "service" else self.network
@@ -235,17 +230,7 @@ def _registry(d: Mapping[str, Any], source: str | None) -> RegistrySpec:
         tables["network"],
         shards,
         GapTable.from_dict(d.get("wake"), "registry.wake"),
-        _lanes(d.get("lanes")),
     )
-
-
-def _lanes(v: Any) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1024:
-        raise ConfigError(f"registry.lanes must be null or an int from 1 to 1024, got {preview(v)}",
-                          key="registry.lanes")
-    return v
 
 
 def _messaging(d: Mapping[str, Any], source: str | None) -> MessagingSpec:

@@ -37,8 +37,6 @@ class Backends:
             out["coordinator-cpu"] = (reg.cpu.server.busy, reg.cpu.server.servers)
         if isinstance(reg, SimRegistry):
             out["registry-server"] = (reg.server_busy, len(reg.shards) * reg.server.servers)
-            if reg.lanes is not None:  # the client's pipeline lanes (mcastlab.sim.lanes)
-                out["registry-lanes"] = (reg.lanes.busy_s, reg.lanes.n)
         if isinstance(msg, SimMessaging):
             out["messaging-server"] = (msg.server.busy, msg.server.servers)
         return out
@@ -52,10 +50,6 @@ def sim_backends(scn: Scenario, rng: np.random.Generator) -> Backends:
     spec = dict(scn.sim)
     if scn.slots["messaging"].backend == "kafka":
         spec.setdefault("kafka", {})  # the Kafka-like messaging model (mcastlab.sim.kafka)
-    reg_slot = scn.slots["registry"]
-    lanes = (reg_slot.options.get("options") or {}).get("lanes") if reg_slot.backend == "redis" else None
-    if lanes is not None and "lanes" not in (spec.get("registry") or {}):
-        spec["registry"] = {**(spec.get("registry") or {}), "lanes": lanes}  # model the live client's lanes
     extra = [f for f in (x.sim_fault() for x in scn.faults) if f is not None]
     if extra:
         spec["faults"] = [*spec.get("faults", []), *extra]
