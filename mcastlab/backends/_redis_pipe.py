@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import copy
 import math
+import time
 from collections import deque
 from typing import Any
 
@@ -114,6 +115,7 @@ class AutoPipeline:
         self._closed = False
         self.batches = 0  # pipelines sent (commands / batches = mean batch size)
         self.commands = 0
+        self.busy_s = 0.0  # lane-seconds spent sending batches and reading their replies
 
     def start(self) -> None:
         """Start the lanes on the running loop."""
@@ -188,7 +190,11 @@ class AutoPipeline:
             batch = [queue.popleft() for _ in range(n)]
             if not queue:
                 wake.clear()
-            await self._run(conn, batch)
+            t0 = time.perf_counter()
+            try:
+                await self._run(conn, batch)
+            finally:
+                self.busy_s += time.perf_counter() - t0
 
     async def _run(self, conn: Any, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         self.batches += 1

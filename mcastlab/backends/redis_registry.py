@@ -170,6 +170,12 @@ class RedisRegistry:
         if pool is not None:
             await pool.disconnect()
 
+    def lane_busy(self) -> tuple[float, int]:
+        """Lane-seconds the auto-pipeline has spent on batches so far (sending them and reading their
+        replies), and its lanes: a resource of live runs, reported beside the processes' CPU."""
+        pipe = self._pipe
+        return (0.0 if pipe is None else pipe.busy_s), self._lanes
+
     def _p(self) -> AutoPipeline:
         pipe = self._pipe
         if pipe is None:

@@ -134,6 +134,24 @@ def drive_sim(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interruptio
     return drive
 
 
+def _lane_busy(registry: Any) -> tuple[float, int] | None:
+    """A live Redis registry's auto-pipeline lane-seconds so far and its lanes (None for other registries)."""
+    from mcastlab.backends.redis_registry import RedisRegistry
+
+    return registry.lane_busy() if isinstance(registry, RedisRegistry) else None
+
+
+def _add_lanes(report: dict[str, Any], registry: Any, before: tuple[float, int] | None) -> None:
+    """Add the pipeline lanes' busy fraction to a live resource report, as the simulator reports it."""
+    after = _lane_busy(registry)
+    wall = report.get("wall_s") or 0.0
+    if before is None or after is None or wall <= 0:
+        return
+    used, lanes = after[0] - before[0], after[1]
+    report.setdefault("busy", {})["registry-lanes"] = round(used / (wall * lanes), 4)
+    report.setdefault("cpu_s", {})["registry-lanes"] = round(used, 3)
+
+
 def drive_live(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interruption, run_id: str) -> Drive:
     """Run the scenario against real servers (started here if the scenario names none)."""
     state: dict[str, Any] = {}
@@ -165,6 +183,7 @@ def drive_live(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interrupti
                     await rt.sleep(0.5)
 
             tick = rt.spawn(ticker())
+            lanes0 = _lane_busy(backends.registry)
             meter.start()
             try:
                 await ctx.run_loop(scn.duration)
@@ -175,6 +194,7 @@ def drive_live(scn: Scenario, rec: Recorder, *, progress: bool, stop: Interrupti
                     drive.error = ctx.failure
             finally:
                 drive.resources = meter.stop()
+                _add_lanes(drive.resources, backends.registry, lanes0)
                 tick.cancel()
                 bar.close()
                 ctx.stop()

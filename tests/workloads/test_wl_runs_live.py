@@ -44,3 +44,12 @@ def test_live_deaths_expire_once(live_run: Any) -> None:
         assert (ex["identity"] == name).sum() == 1, name
     if live_run.manifest["scenario"] == "iot-device-management":
         assert len(due) == len(live_run.truth["deaths"]) > 0
+
+
+def test_live_runs_report_the_pipeline_lanes_beside_the_processes(live_run: Any) -> None:
+    """The Redis client's pipeline lanes are a resource of the live run too: their busy fraction is
+    reported with the processes' CPU, and is a fraction of the run's lane-seconds."""
+    res = live_run.manifest["resources"]
+    busy, used = res["busy"]["registry-lanes"], res["cpu_s"]["registry-lanes"]
+    assert 0.0 < busy <= 1.0 and used > 0
+    assert busy == pytest.approx(used / (res["wall_s"] * 2), abs=1e-3)  # two lanes, the default
