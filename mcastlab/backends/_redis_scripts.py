@@ -4,8 +4,10 @@ Conventions: ``base`` is the registry's key prefix including its hash tag (``mca
 the deadline sorted set and of index sets are *encoded* identity names, so a script can build an
 identity's key as ``base .. 'id:' .. member``. Times arrive as strings formatted by Python (``repr``) and
 are only compared (``tonumber``), never formatted by Lua, so no precision is lost. The identity hash holds
-``m`` (metadata JSON), ``r`` (registered_at), ``e`` (expires_at, ``''`` for never) and ``x`` (its index
-key suffixes, newline separated), so a script can always remove exactly the index entries it added.
+``m`` (metadata JSON), ``r`` (registered_at), ``e`` (expires_at, ``''`` for never), ``x`` (its index
+key suffixes, newline separated), so a script can always remove exactly the index entries it added, and
+``v``, the row an enumerate reads — ``e .. ' ' .. r .. ' ' .. m`` — so that ``SORT ... GET`` looks up one
+field per identity instead of three (written by ``upsert`` and ``touch``, the only writers of ``e``).
 
 Two keys serve the expiry claim. ``base .. 'lapsed'`` is a LIST of ``"<deadline> <member>"``: a register
 that finds its name stored but past its deadline (lapsed, not yet swept) starts a new lifetime in place, so
@@ -49,7 +51,8 @@ if (not exists) or old[2] ~= ARGV[8] then
   end
   for s in string.gmatch(ARGV[8], '[^\\n]+') do redis.call('SADD', base .. s, member) end
 end
-redis.call('HSET', key, 'm', ARGV[2], 'r', ARGV[3], 'e', ARGV[4], 'x', ARGV[8])
+redis.call('HSET', key, 'm', ARGV[2], 'r', ARGV[3], 'e', ARGV[4], 'x', ARGV[8],
+           'v', ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. ARGV[2])
 redis.call('ZADD', z, ARGV[5], member)
 if ARGV[9] == '0' then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ARGV[9]) end
 return {is_new, exists and 0 or 1}
@@ -61,7 +64,7 @@ TOUCH = """
 local v = redis.call('HMGET', KEYS[1], 'm', 'r', 'e')
 if not v[1] then return false end
 if v[3] ~= '' and tonumber(v[3]) <= tonumber(ARGV[4]) then return false end
-redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', ARGV[2] .. ' ' .. v[2] .. ' ' .. v[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 if ARGV[5] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
 return {v[1], v[2]}

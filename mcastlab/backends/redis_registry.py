@@ -45,9 +45,10 @@ caller's ``now``, so it also holds for non-wall clocks); if it ever fires before
 counts the identity, and any index entries it leaves are harmless because query candidates are always
 re-checked against stored metadata.
 
-**Queries.** Rows are read with ``SORT <set> BY nosort GET # GET base+"id:*->m" GET ...->r GET ...->e``:
-Redis looks every member's hash fields up itself (in C, one command), far cheaper than a Lua loop or one
-``HMGET`` per identity. Without a usable index plan ``<set>`` is the deadline set ``z`` (every stored
+**Queries.** Rows are read with ``SORT <set> BY nosort GET # GET base+"id:*->v"``: Redis looks every
+member's packed row (``e r m`` in one hash field, see ``_redis_scripts``) up itself (in C, one command),
+far cheaper than a Lua loop or one ``HMGET`` per identity, and one field a row costs Redis about half of
+what three did. Without a usable index plan ``<set>`` is the deadline set ``z`` (every stored
 identity); a plan that is one ``Term`` reads its index set directly; otherwise the filter's plan
 (``Term`` / ``AllOf`` / ``AnyOf``) becomes a postfix program that the ``plan`` script evaluates with
 ``SINTERSTORE`` / ``SUNIONSTORE`` into a throwaway key (random name, one-minute expiry), which is read
@@ -72,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from mcastlab.backends._json import RowsView, dumps, live_offsets, loads
+from mcastlab.backends._json import RowsView, dumps, live_offsets, loads, unpack_row
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
 from mcastlab.backends._redis_keys import ids_program, index_suffix, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
@@ -111,8 +112,7 @@ class RedisRegistry:
         self._zkey = self.base + "z"
         # SORT ... BY nosort GET: the hash fields of every member, read by Redis in C in one command
         pattern = self.base + "id:*->"
-        self._sort_get = ("BY", "nosort", "GET", "#", "GET", pattern + "m", "GET", pattern + "r",
-                          "GET", pattern + "e")
+        self._sort_get = ("BY", "nosort", "GET", "#", "GET", pattern + "v")  # packed rows (_redis_scripts)
         self._sort_ok = True  # False after a Redis Cluster refused SORT ... GET (see "Queries")
         self._grace = key_grace
         self._claims = ClaimLedger(claim_stale)
@@ -249,13 +249,15 @@ class RedisRegistry:
         return Identity(identity_id, MappingProxyType(loads(m)), float(r), exp)
 
     def _reader(self, key: str) -> tuple[Any, ...]:
-        """The command returning ``member, m, r, e`` for every member of the set or zset ``key``."""
+        """The command returning ``member, v`` (a packed row: see ``_json.unpack_row``) for every member of
+        the set or zset ``key`` — or ``member, m, r, e`` from the Lua fallback."""
         if self._sort_ok:
             return ("SORT", key, *self._sort_get)
         return ("EVALSHA", SCRIPTS["fetch"][0], 1, key, self.base)
 
-    async def _fetch(self, prog: list[str] | None, now: float) -> tuple[Any, list[bytes]]:
-        """The candidates' rows (member, m, r, e, ...) and the members whose deadline is at or before ``now``
+    async def _fetch(self, prog: list[str] | None, now: float) -> tuple[Any, list[bytes], bool]:
+        """The candidates' rows (member, packed row, ...; or member, m, r, e, ... from the Lua fallback:
+        the third value says which is packed) and the members whose deadline is at or before ``now``
         (lapsed, waiting for the sweeper: usually none), read just before them on the same connection: a
         row lapsed by ``now`` was lapsed then too (deadlines only move later), so it is in that list."""
         pipe = self._p()
@@ -263,16 +265,17 @@ class RedisRegistry:
         lapsed = ("ZRANGEBYSCORE", self._zkey, "-inf", repr(now))
         for _ in range(3):
             try:
+                packed = self._sort_ok  # SORT ... GET reads packed rows; the Lua fallback four fields
                 if key is not None:  # every stored identity (in deadline order), or one index set
                     dead, rows = await pipe.call_many(lapsed, self._reader(key))
-                    return rows, dead
+                    return rows, dead, packed
                 # set algebra into a throwaway key, read it, drop it: back to back on one connection
                 assert prog is not None
                 dest = f"{self.base}tmp:{secrets.token_hex(8)}"
                 dead, _, rows, _ = await pipe.call_many(
                     lapsed, ("EVALSHA", SCRIPTS["plan"][0], 1, dest, self.base, *prog), self._reader(dest),
                     ("DEL", dest))
-                return rows, dead
+                return rows, dead, packed
             except NoScriptError:  # the server restarted or flushed its scripts
                 await self._load_scripts()
             except ResponseError as exc:
@@ -284,7 +287,7 @@ class RedisRegistry:
     async def _rows(self, flt: CompiledFilter, now: float) -> Sequence[Identity]:
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
         try:
-            rows, lapsed = await self._fetch(prog, now)
+            rows, lapsed, packed = await self._fetch(prog, now)
         except McastlabError:
             raise
         except Exception as exc:
@@ -293,13 +296,19 @@ class RedisRegistry:
         # identities are made when the caller reads them
         pred = None if flt.matches_all or (flt.exact and prog) else flt.predicate
         if pred is None:
-            return RowsView(rows, live_offsets(rows, now, lapsed))
+            return RowsView(rows, live_offsets(rows, now, lapsed, packed), packed)
         out: list[Identity] = []
         append = out.append
-        for i in range(0, len(rows), 4):
-            m, e = rows[i + 1], rows[i + 3]
-            if m is None:
-                continue  # a deadline or index entry whose hash is gone (see "safety net")
+        for i in range(0, len(rows), 2 if packed else 4):
+            if packed:
+                v = rows[i + 1]
+                if v is None:
+                    continue  # a deadline or index entry whose hash is gone (see "safety net")
+                m, r, e = unpack_row(v)
+            else:
+                m, r, e = rows[i + 1], rows[i + 2], rows[i + 3]
+                if m is None:
+                    continue
             if e:
                 exp: float | None = float(e)
                 if exp <= now:  # type: ignore[operator]
@@ -310,8 +319,8 @@ class RedisRegistry:
             if not pred(md):
                 continue
             tok = rows[i].decode()
-            append(Identity(tok if "%" not in tok else decode_token(tok), MappingProxyType(md),
-                            float(rows[i + 2]), exp))
+            append(Identity(tok if "%" not in tok else decode_token(tok), MappingProxyType(md), float(r),
+                            exp))
         return out
 
     async def query(self, flt: CompiledFilter, *, now: float) -> Sequence[Identity]:

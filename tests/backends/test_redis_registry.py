@@ -72,10 +72,14 @@ async def test_key_layout_uses_one_hash_tag(redis_server: Any, prefix: str) -> N
                                    f"{base}ix:n:n%3A5"])
             assert {k[k.index("{"): k.index("}") + 1] for k in keys} == {f"{{{prefix.rstrip(':')}}}"}
             h = await r.hgetall(f"{base}id:a%3Ab%7Bc%7D")
-            assert set(h) == {b"m", b"r", b"e", b"x"}
+            assert set(h) == {b"m", b"r", b"e", b"x", b"v"}
+            assert h[b"v"] == h[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]  # the packed row enumerates read
             assert await r.zscore(f"{base}z", "a%3Ab%7Bc%7D") == float(h[b"e"])
             ttl = await r.pttl(f"{base}id:a%3Ab%7Bc%7D")
             assert 30_000 < ttl <= 3_630_000  # the safety net: deadline plus key_grace
+            await c.heartbeat("a:b{c}", ttl=60)  # a heartbeat moves the deadline in both places
+            h2 = await r.hgetall(f"{base}id:a%3Ab%7Bc%7D")
+            assert h2[b"e"] != h[b"e"] and h2[b"v"] == h2[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
         finally:
             await r.aclose()
 
