@@ -284,10 +284,25 @@ class RedisRegistry:
                 self._sort_ok = False  # Redis Cluster before 8 refuses SORT ... GET: read with Lua instead
         raise BackendError("query failed: Redis kept forgetting the scripts", backend=self.name)
 
+    async def _unpacked(self, rows: list[Any]) -> list[Any]:
+        """Packed rows as ``member, m, r, e`` rows; a member without ``v`` (its hash is gone, or it was
+        written by a version before packed rows and not touched since) has its fields read instead."""
+        missing = [rows[i] for i in range(0, len(rows), 2) if rows[i + 1] is None]
+        got = iter(await self._p().call_many(*(("HMGET", self._key(m.decode()), "m", "r", "e")
+                                                for m in missing)))
+        out: list[Any] = []
+        for i in range(0, len(rows), 2):
+            v = rows[i + 1]
+            out.append(rows[i])
+            out.extend(next(got) if v is None else unpack_row(v))
+        return out
+
     async def _rows(self, flt: CompiledFilter, now: float) -> Sequence[Identity]:
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
         try:
             rows, lapsed, packed = await self._fetch(prog, now)
+            if packed and None in rows[1::2]:  # gone, or stored before rows were packed: read the fields
+                rows, packed = await self._unpacked(rows), False
         except McastlabError:
             raise
         except Exception as exc:

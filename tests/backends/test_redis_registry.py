@@ -274,3 +274,30 @@ async def test_both_row_readers_agree(redis_server: Any, prefix: str, reader: st
             cf = compile_filter(flt)
             want = sorted(k for k, md in population.items() if cf.predicate(md))
             assert sorted(i.id for i in await c.enumerate(flt)) == want, flt
+
+
+async def test_rows_stored_before_packed_rows_still_enumerate(redis_server: Any, prefix: str) -> None:
+    """An identity written before rows were packed (no ``v`` field) is read from its fields; one whose hash
+    is gone (deadline and index entries left) is still skipped, on exact and full reads alike."""
+    reg = RedisRegistry(redis_server.url, prefix=prefix)
+    async with coord(reg) as c:
+        await c.register("old", {"status": "online", "n": 1}, ttl=30)
+        await c.register("new", {"status": "online", "n": 2}, ttl=30)
+        await c.register("gone", {"status": "online", "n": 3}, ttl=30)
+        r = await raw(redis_server.url)
+        try:
+            await r.hdel(f"{reg.base}id:old", "v")
+            await r.delete(f"{reg.base}id:gone")
+        finally:
+            await r.aclose()
+        for flt in ({"status": "online"}, None, 'status == "online" and n < 5'):
+            got = {i.id: dict(i.metadata) for i in await c.enumerate(flt)}
+            assert got == {"old": {"status": "online", "n": 1}, "new": {"status": "online", "n": 2}}, flt
+        old = next(i for i in await c.enumerate({"status": "online"}) if i.id == "old")
+        assert old.expires_at is not None and old.registered_at <= old.expires_at
+        await c.heartbeat("old", ttl=60)  # a heartbeat writes the packed row again
+        r = await raw(redis_server.url)
+        try:
+            assert await r.hexists(f"{reg.base}id:old", "v")
+        finally:
+            await r.aclose()
