@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from mcastlab.backends._json import RowsView, dumps, live_offsets, loads, unpack_row
+from mcastlab.backends._json import RowsView, dumps, live_offsets, loads, unpack_row, unpack_rows
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
 from mcastlab.backends._redis_keys import ids_program, index_suffix, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
@@ -288,14 +288,8 @@ class RedisRegistry:
         """Packed rows as ``member, m, r, e`` rows; a member without ``v`` (its hash is gone, or it was
         written by a version before packed rows and not touched since) has its fields read instead."""
         missing = [rows[i] for i in range(0, len(rows), 2) if rows[i + 1] is None]
-        got = iter(await self._p().call_many(*(("HMGET", self._key(m.decode()), "m", "r", "e")
-                                                for m in missing)))
-        out: list[Any] = []
-        for i in range(0, len(rows), 2):
-            v = rows[i + 1]
-            out.append(rows[i])
-            out.extend(next(got) if v is None else unpack_row(v))
-        return out
+        return unpack_rows(rows, await self._p().call_many(
+            *(("HMGET", self._key(m.decode()), "m", "r", "e") for m in missing)))
 
     async def _rows(self, flt: CompiledFilter, now: float) -> Sequence[Identity]:
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
