@@ -99,17 +99,6 @@ def unpack_row(v: bytes) -> tuple[bytes, bytes, bytes]:
     return v[b + 1:], v[a + 1:b], v[:a]
 
 
-def unpack_rows(rows: list[Any], fields: list[Any]) -> list[Any]:
-    """Packed rows (member, v, ...) as four-field rows (member, m, r, e, ...); ``fields`` holds the
-    ``[m, r, e]`` read for each member whose ``v`` is missing, in order."""
-    got = iter(fields)
-    out: list[Any] = []
-    for i in range(0, len(rows), 2):
-        v = rows[i + 1]
-        out.append(rows[i])
-        out.extend(next(got) if v is None else unpack_row(v))
-    return out
-
 
 class RowsView(Sequence[Identity]):
     """The live matches of an exact-plan enumerate as a read-only sequence built when read.

@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from mcastlab.backends._json import RowsView
+from mcastlab.backends._json import RowsView, live_offsets
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger, claim_shards
 from mcastlab.backends._redis_cluster import Addr, ClusterClient
 from mcastlab.backends._redis_cluster_keys import (
@@ -275,8 +275,7 @@ class RedisClusterRegistry:
                 rows = reply if prog is None or len(prog) == 2 else reply[1]
                 base = len(flat)
                 flat.extend(rows)
-                keep.extend(base + i for i in range(0, len(rows), 4)
-                            if rows[i + 1] is not None and (not (e := rows[i + 3]) or float(e) > now))
+                keep.extend(base + i for i in live_offsets(rows, now))
             return RowsView(flat, keep)
         pred = flt.predicate
         out = []

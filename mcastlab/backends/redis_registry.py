@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from mcastlab.backends._json import RowsView, dumps, live_offsets, loads, unpack_row, unpack_rows
+from mcastlab.backends._json import RowsView, dumps, live_offsets, loads, unpack_row
 from mcastlab.backends._redis_claims import DEFAULT_STALE, ClaimLedger
 from mcastlab.backends._redis_keys import ids_program, index_suffix, index_suffixes, plan_program, ttl_ms
 from mcastlab.backends._redis_pipe import AutoPipeline, make_pool, translate
@@ -284,19 +284,22 @@ class RedisRegistry:
                 self._sort_ok = False  # Redis Cluster before 8 refuses SORT ... GET: read with Lua instead
         raise BackendError("query failed: Redis kept forgetting the scripts", backend=self.name)
 
-    async def _unpacked(self, rows: list[Any]) -> list[Any]:
-        """Packed rows as ``member, m, r, e`` rows; a member without ``v`` (its hash is gone, or it was
-        written by a version before packed rows and not touched since) has its fields read instead."""
-        missing = [rows[i] for i in range(0, len(rows), 2) if rows[i + 1] is None]
-        return unpack_rows(rows, await self._p().call_many(
-            *(("HMGET", self._key(m.decode()), "m", "r", "e") for m in missing)))
+    async def _repack(self, rows: list[Any]) -> None:
+        """Fill in, from its fields, the packed row of each member stored without one (written before rows
+        were packed and not touched since); a member whose hash is gone keeps ``None``."""
+        at = [i for i in range(1, len(rows), 2) if rows[i] is None]
+        fields = await self._p().call_many(
+            *(("HMGET", self._key(rows[i - 1].decode()), "m", "r", "e") for i in at))
+        for i, (m, r, e) in zip(at, fields, strict=True):
+            if m is not None:
+                rows[i] = b" ".join((e or b"", r, m))
 
     async def _rows(self, flt: CompiledFilter, now: float) -> Sequence[Identity]:
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
         try:
             rows, lapsed, packed = await self._fetch(prog, now)
             if packed and None in rows[1::2]:  # gone, or stored before rows were packed: read the fields
-                rows, packed = await self._unpacked(rows), False
+                await self._repack(rows)
         except McastlabError:
             raise
         except Exception as exc:
