@@ -264,21 +264,20 @@ class NatsMessaging:
         except DeliveryError as exc:
             return dict.fromkeys(identities, exc.status)
         tail, _ = self._framer.tail(first)
-        subject_of = self._framer.subject
-        pending = nc._pending
-        total = 0
-        for ident in identities:
-            frame = b"HPUB " + subject_of(ident) + tail
-            pending.append(frame)
-            total += len(frame)
-            if total > _SPILL_BYTES:
-                nc._pending_data_size += total
-                total = 0
+        subjects = self._framer.subjects_of(identities)
+        # frames differ only in their subject: each chunk is one join of the subjects, with the shared
+        # tail and the next frame's "HPUB " in between, about _SPILL_BYTES long
+        sep = tail + b"HPUB "
+        step = max(1, _SPILL_BYTES // (len(sep) + len(subjects[0]))) if subjects else 1
+        for lo in range(0, len(subjects), step):
+            chunk = sep.join(subjects[lo : lo + step])
+            nc._pending += (b"HPUB ", chunk, tail)  # nats-py joins its pending list when it writes
+            nc._pending_data_size += len(chunk) + len(sep)
+            if lo + step < len(subjects):
                 try:
                     await self._spill(nc, first)
                 except DeliveryError as exc:  # the buffer did not go out: none of the batch is confirmed
                     return dict.fromkeys(identities, exc.status)
-        nc._pending_data_size += total
         nc.stats["out_msgs"] += len(identities)
         nc.stats["out_bytes"] += len(payload) * len(identities)
         return {}

@@ -15,6 +15,8 @@ import numpy as np
 
 from mcastlab.backends.base import DELIVERED, STATUSES
 
+UNKNOWN_CODE = 1 << 30  # a multicast target's code when the ground truth never registered it
+
 STATUS_CODES = {s: i for i, s in enumerate(STATUSES)}
 
 
@@ -173,7 +175,7 @@ class Recorder:
             lat = result.latencies
             self.d_msg.extend(array("i", [idx]) * n)
             if codes is not None and len(codes) == n:
-                self.d_ident.frombytes(np.where(codes >= 1 << 30, -1, codes).astype(np.int32).tobytes())
+                self.d_ident.frombytes(np.where(codes >= UNKNOWN_CODE, -1, codes).astype(np.int32).tobytes())
             else:
                 self.d_ident.extend(array("i", [ident_of.get(k, -1) for k in statuses]))
             if result.delivered == n:  # the common case, without a lookup per target
@@ -246,4 +248,4 @@ class Recorder:
         self.s_expired.append(len(self.e_t))
 
 
-__all__ = ["STATUS_CODES", "Interner", "Recorder"]
+__all__ = ["STATUS_CODES", "UNKNOWN_CODE", "Interner", "Recorder"]

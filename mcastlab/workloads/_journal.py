@@ -21,6 +21,7 @@ import numpy as np
 
 from mcastlab.errors import UnsupportedError
 from mcastlab.filters import compile_filter
+from mcastlab.measure.recorder import UNKNOWN_CODE
 from mcastlab.workloads.truth import Audit, Truth
 
 Entry = tuple[Any, ...]  # (t, kind, *args)
@@ -172,8 +173,8 @@ def replay(journals: Sequence[Sequence[Entry]], groups: Sequence[Sequence[Mappin
             snaps[r][key] = g.snapshot(flt, t0)
         elif kind == "audit":  # keyed by the order the replica audited (= its multicast rows' order)
             _, _, key, ordinal, t_enum, targeted, tol = e
-            big = 1 << 30
-            mapped = np.asarray([cm.get(c, big) if c < big else big for c in targeted], np.int64)
+            unk = UNKNOWN_CODE
+            mapped = np.asarray([cm.get(c, unk) if c < unk else unk for c in targeted], np.int64)
             audits[r][ordinal] = g.audit(snaps[r].pop(key), t_enum, mapped, tol)
         elif kind == "alive":
             alive[r][e[2]] = g.alive_count(e[3])

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mcastlab.backends.base import DELIVERED
 from mcastlab.errors import McastlabError, RuntimeMisuseError, UnknownIdentityError
-from mcastlab.measure.recorder import Recorder
+from mcastlab.measure.recorder import UNKNOWN_CODE, Recorder
 from mcastlab.results import MulticastResult
 from mcastlab.workloads._partition import Partition
 from mcastlab.workloads.truth import Truth
@@ -234,8 +235,7 @@ class OpsMixin:
         if cpu is not None:  # sim: recording and auditing the targets is the generator's CPU work too
             cpu.charge(self.runtime.now(), cpu.per_target * res.targeted)
         index = truth.index
-        big = 1 << 30
-        codes = np.fromiter((index.get(k, big) for k in res.statuses), np.int64, len(res.statuses))
+        codes = truth.codes_of(res.statuses, len(res.statuses))
         audit = truth.audit(snap, self._rel(res.started_at) + res.enumerate_s, codes, self.tol)
         msg = self.rec.multicast(
             res,
@@ -261,8 +261,11 @@ class OpsMixin:
             msg=msg,
         )
         if then is not None:
-            ok = np.fromiter((s == "delivered" for s in res.statuses.values()), bool, len(res.statuses))
-            then(t_end, res, codes[ok & (codes < big)])
+            reached = codes[codes < UNKNOWN_CODE]
+            if res.delivered != len(res.statuses):
+                ok = np.fromiter(map(DELIVERED.__eq__, res.statuses.values()), bool, len(res.statuses))
+                reached = codes[ok & (codes < UNKNOWN_CODE)]
+            then(t_end, res, reached)
 
 
 __all__ = ["OpsMixin"]

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
+
+from mcastlab.measure.recorder import UNKNOWN_CODE
 
 
 @dataclass(slots=True)
@@ -310,6 +313,11 @@ class Truth:
         uncertain = int(((tmask | expected) & unc).sum()) + len(late)
         codes = np.flatnonzero(expected & ~unc).astype(np.int32)
         return Audit(int(expected.sum()), stale, wrong, uncertain, codes)
+
+    def codes_of(self, names: Iterable[str], n: int) -> np.ndarray:
+        """The codes of ``n`` identity names (``UNKNOWN_CODE`` for names this truth never registered), looked
+        up in C: a multicast's targets number up to 10**5 per call under load."""
+        return np.fromiter(map(self.index.get, names, repeat(UNKNOWN_CODE)), np.int64, n)
 
     def alive_count(self, t: float) -> int:
         """How many identities the registry should report live at ``t``."""

@@ -130,9 +130,42 @@ async def test_publish_batch_writes_what_send_writes(nats_server: Any) -> None:
         nc._pending.clear()
         nc._pending_data_size = 0
         assert await msg.publish_batch("m-1", b"payload", names, sent_at=12.5) == {}
-        assert list(nc._pending) == one_by_one
+        assert b"".join(nc._pending) == b"".join(one_by_one)
+        assert nc._pending_data_size == len(b"".join(one_by_one))
         await msg.flush(1)
         too_big = await msg.publish_batch("m-2", bytes(2 * 1024 * 1024), names, sent_at=1.0)
         assert too_big == dict.fromkeys(names, "error")
     finally:
         await msg.close()
+
+
+async def test_a_batch_larger_than_the_spill_size_goes_out_whole_and_in_order(nats_server: Any,
+                                                                              monkeypatch: Any) -> None:
+    """Chunked framing: subjects of mixed lengths and uncached ones, spilled every few frames, all arrive."""
+    import mcastlab.backends.nats_messaging as nm
+
+    monkeypatch.setattr(nm, "_SPILL_BYTES", 400)
+    msg = NatsMessaging(nats_server.url, prefix="spill")
+    names = [f"d{i}" + "x" * (i % 37) for i in range(301)]
+    seen: list[str] = []
+    raw = await nats.connect(nats_server.url)
+    await msg.open(AsyncioRuntime())
+    try:
+        async def on_message(m: Any) -> None:
+            seen.append(decode_token(m.subject.removeprefix("spill.")))
+
+        await raw.subscribe("spill.>", cb=on_message)
+        await raw.flush()
+        msg._framer.subject(names[5])  # one cached subject among uncached ones
+        assert await msg.publish_batch("m-1", b"p", names, sent_at=1.0) == {}
+        await msg.flush(2)
+        for _ in range(200):
+            if len(seen) == len(names):
+                break
+            await asyncio.sleep(0.02)
+        assert seen == names
+        assert await msg.publish_batch("m-2", b"p", names[:1], sent_at=1.0) == {}  # one frame, no spill
+        assert await msg.publish_batch("m-3", b"p", [], sent_at=1.0) == {}
+    finally:
+        await msg.close()
+        await raw.close()
