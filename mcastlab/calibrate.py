@@ -79,6 +79,8 @@ def _merge(runs: Sequence[tuple[dict[str, list[float]], dict[str, Any]]]) -> tup
                     servers_s.setdefault(op, []).append(t)
             elif isinstance(v, list):
                 extras.setdefault(k, []).extend(v)
+            elif k == "wide_n":  # a size, the same in every run: not a count to add up
+                extras[k] = v
             else:
                 extras[k] = extras.get(k, 0) + v
     extras["server_s"] = {op: float(np.mean(ts)) for op, ts in servers_s.items()}

@@ -126,6 +126,22 @@ def _cpu_cost(cpu: Mapping[str, Any], op: str, items: int = 0) -> float:
     return float(call.get(op, call["default"])) + float(item.get(op, 0.0)) * items
 
 
+def _line(n_small: int, small: float, n: int, big: float, extras: Mapping[str, Any],
+          wide: float | None) -> tuple[float, float]:
+    """A registry server's fixed and per-item time of one read, from its times at two answer sizes.
+
+    The per-item slope comes from the wide phase (``extras["wide_n"]`` rows) when it was measured: a
+    server's cost per row grows with the answer (at 10 and 100 rows the rows sit in its caches; measured
+    on Redis here, the per-row time at 1,000-8,000 rows is 30-60 % above the slope between 10 and 100), and
+    a load test's answers are thousands of rows."""
+    n_wide = int(extras.get("wide_n", 0))
+    if wide is not None and n_wide > n_small:
+        item = max(0.0, (wide - small) / (n_wide - n_small))
+        return max(1e-7, small - item * n_small), item
+    item = max(0.0, (big - small) / (n - n_small))
+    return max(1e-7, big - item * n), item
+
+
 def fit_sim(
     lat: Mapping[str, list[float]], extras: Mapping[str, Any], *, n: int, n_small: int, batch: int,
     cpu: Mapping[str, Any] | None = None,
@@ -138,11 +154,9 @@ def fit_sim(
     svc_reg = srv.get("register", 5e-6)
     svc_hb = srv.get("heartbeat", svc_reg)
     svc_big, svc_small = srv.get(f"enumerate_{n}", 1e-5), srv.get(f"enumerate_{n_small}", 1e-5)
-    svc_item = max(0.0, (svc_big - svc_small) / (n - n_small))
-    svc_base = max(1e-7, svc_big - svc_item * n)
     ids_big, ids_small = srv.get(f"count_{n}", svc_big / 4), srv.get(f"count_{n_small}", svc_small / 4)
-    ids_item = max(0.0, (ids_big - ids_small) / (n - n_small))
-    ids_base = max(1e-7, ids_big - ids_item * n)
+    svc_base, svc_item = _line(n_small, svc_small, n, svc_big, extras, srv.get("enumerate_wide"))
+    ids_base, ids_item = _line(n_small, ids_small, n, ids_big, extras, srv.get("count_wide"))
     q_big, q_small = _cpu_cost(cpu, "query", n), _cpu_cost(cpu, "query", n_small)
     net_big = med[f"enumerate_{n}"] - svc_big - q_big
     net_small = med[f"enumerate_{n_small}"] - svc_small - q_small

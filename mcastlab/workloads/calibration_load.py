@@ -114,6 +114,7 @@ async def run_workload(
         await rt.gather(*[coord.unregister(x) for x in extra])
     end("register_batch", "register_batch", rounds * batch * 2)
     await _wide_fanout(coord, begin, end, batch=batch, reps=max(5, reps // 20))
+    extras["wide_n"] = WIDE
     return lat, extras
 
 

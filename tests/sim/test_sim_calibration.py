@@ -59,6 +59,9 @@ def test_fit_from_sim_measurements_reproduces_them(tmp_path: Path) -> None:
     assert set(extras["server_s"]) >= {"register", "heartbeat", f"enumerate_{PARAMS['n']}"}
     assert extras["server_s"]["register"] == pytest.approx(2e-5, rel=0.1)  # + the sweeper's calls
     data = build_calibration(lat, extras, params={**PARAMS, "seed": 1}, servers={"redis": "sim"})
+    fitted = data["sim"]["registry"]["service"]["query"]
+    assert extras["wide_n"] > PARAMS["n"] and "enumerate_wide" in extras["server_s"]
+    assert fitted["per_item"] == pytest.approx(1e-6, rel=0.1)
     path = save_calibration(data, tmp_path / "cal.json")
     assert load_calibration(path)["params"]["n"] == PARAMS["n"]
     spec = SimSpec.from_dict({"calibration": str(path)})
@@ -102,3 +105,25 @@ def test_committed_default_calibration_loads() -> None:
     spec = SimSpec.from_dict({"calibration": "default"})
     assert spec.calibration == "default"
     assert spec.registry.model("network", "register").median() > 0
+
+
+def test_server_cost_per_row_comes_from_the_wide_answers() -> None:
+    """A server whose per-row time grows past its caches (0.5 us/row up to 100 rows, 1 us/row at 2,000):
+    the fitted slope is the one of answers as large as a load test's, not of the small ones."""
+    from mcastlab.sim.calibration import _line
+
+    small, big, wide = 1e-5 + 10 * 0.5e-6, 1e-5 + 100 * 0.5e-6, 1e-5 + 10 * 0.5e-6 + 1990 * 1e-6
+    base, item = _line(10, small, 100, big, {"wide_n": 2000}, wide)
+    assert item == pytest.approx(1e-6) and base + item * 10 == pytest.approx(small)
+    base, item = _line(10, small, 100, big, {}, None)  # files measured without the wide phase
+    assert item == pytest.approx(0.5e-6) and base == pytest.approx(1e-5)
+
+
+def test_pooled_runs_keep_the_wide_phase_size() -> None:
+    from mcastlab.calibrate import _merge
+
+    runs = [({"register": [1e-3]}, {"server_s": {"enumerate_wide": t}, "wide_n": 2000, "undelivered": 1})
+            for t in (2e-3, 4e-3)]
+    _, extras = _merge(runs)
+    assert extras["wide_n"] == 2000 and extras["undelivered"] == 2
+    assert extras["server_s"]["enumerate_wide"] == pytest.approx(3e-3)
