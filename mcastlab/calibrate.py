@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mcastlab.calibrate_host import ServerCpu, host_cores, nats_cpu_per_message
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
 from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.sim._calfile import REPO_ROOT, resolve_calibration
@@ -121,7 +122,9 @@ def _live(
                 return await run_workload(coord, seed=seed + run, server_usec=busy,
                                           cpu_seconds=time.process_time, **params)
 
+        meter = ServerCpu(srv["redis"].pid, busy)
         results = [run_blocking(one(r)) for r in range(runs)]
+        host: dict[str, float] = {**meter.redis(), "host_cores": host_cores()}
 
         async def idle() -> dict[str, Any]:
             coord = Coordinator(Config(max_identities=None, default_ttl=3600.0),
@@ -129,9 +132,10 @@ def _live(
                                 messaging=NatsMessaging(urls["nats"], prefix=f"cal{seed}idle"),
                                 runtime=AsyncioRuntime(), name=f"calibrate-{seed}-idle")
             async with coord:
+                host["nats_cpu_per_msg"] = await nats_cpu_per_message(coord, srv["nats"].pid)
                 return await measure_idle(coord)
 
-        idle_costs = run_blocking(idle())
+        idle_costs = {**run_blocking(idle()), "host": host}
     finally:
         ctx.__exit__(None, None, None)
     return results, versions, idle_costs
@@ -188,6 +192,7 @@ def calibrate(
         echo(f"calibrating against local redis-server + nats-server ({params}, {blocks} blocks) ...")
     runs, versions, idle = _live(block, seed, runs=blocks * (2 if validate else 1))
     lat, extras = _merge(runs[0::2] if validate else runs)
+    extras["host"] = idle["host"]  # the machine's cores and the servers' CPU (mcastlab.calibrate_host)
     cpu = fit_cpu(extras.get("cpu", []), per_op=generator_cpu())
     cpu["per_target"] = recorder_cpu()
     timer = GapTable.fit(idle["timer"])  # the generator wakes late from an idle sleep (sim/cpu.py)

@@ -33,6 +33,7 @@ from mcastlab.sim._bind import spawn_generators
 from mcastlab.sim.cpu import CpuSpec, SimCpu
 from mcastlab.sim.faults import FaultPlan, FaultSpec, parse_fault
 from mcastlab.sim.fleet import FleetTable, FleetView
+from mcastlab.sim.host import SimHost
 from mcastlab.sim.messaging import DeliverySink, SimMessaging
 from mcastlab.sim.models import (
     Constant,
@@ -64,11 +65,16 @@ def make_sim_backends(
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
     cpu = SimCpu(spec.cpu, g_cpu)  # one coordinator process: both backends' client work queues on its CPU
     registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults, cpu=cpu)
+    if cpu.host is not None:  # the servers share the machine's cores with the coordinator (sim/host.py)
+        for shard in registry.shards:
+            cpu.host.join(shard, cpu.spec.registry_cpu)
     if spec.kafka is not None:  # Kafka-like: partitioned log, batching, consumer fetch (mcastlab.sim.kafka)
         from mcastlab.sim.kafka import SimKafkaMessaging
 
         return registry, SimKafkaMessaging(spec.messaging, spec.kafka, rng=g_msg, faults=msg_faults)
     messaging = SimMessaging(spec.messaging, rng=g_msg, faults=msg_faults, cpu=cpu)
+    if cpu.host is not None and cpu.spec.messaging_cpu > 0:  # nats-server's CPU, apart from its pipeline
+        messaging.burn = (cpu.host, cpu.host.process(), cpu.spec.messaging_cpu)
     return registry, messaging
 
 
@@ -90,6 +96,7 @@ __all__ = [
     "RegistrySpec",
     "Sampler",
     "SimCpu",
+    "SimHost",
     "SimMessaging",
     "SimRegistry",
     "SimSpec",

@@ -225,7 +225,20 @@ def fit_sim(
         "delivery": _empirical(delivery),
         "ack": {"kind": "constant", "value": ack},
     }
-    return {"registry": registry, "messaging": messaging, "cpu": cpu}
+    return {"registry": registry, "messaging": messaging, "cpu": {**cpu, **_host(extras.get("host"))}}
+
+
+def _host(host: Mapping[str, float] | None) -> dict[str, Any]:
+    """The ``cpu`` keys of the simulated host (``mcastlab.sim.host``) from what ``mcastlab.calibrate_host``
+    measured: none for files measured without it (each process then has its own cores)."""
+    if not host or not host.get("host_cores"):
+        return {}
+    out: dict[str, Any] = {"host_cores": int(host["host_cores"])}
+    if host.get("redis_cmd_s", 0) > 0:
+        out["registry_cpu"] = max(0.1, host["redis_cpu_s"] / host["redis_cmd_s"])
+    if host.get("nats_cpu_per_msg", 0) > 0:
+        out["messaging_cpu"] = float(host["nats_cpu_per_msg"])
+    return out
 
 
 def machine_info() -> dict[str, Any]:

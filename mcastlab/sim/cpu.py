@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from mcastlab.errors import ConfigError
+from mcastlab.sim.host import SimHost
 from mcastlab.sim.models import GapSampler, GapTable
 from mcastlab.sim.queue import FcfsServer
 
@@ -82,7 +83,9 @@ CPU_DEFAULTS: dict[str, Any] = {
     "per_op": 2.5e-5,
     "per_target": 2.0e-6,
 }
-_KEYS = (*CPU_DEFAULTS, "timer")
+_KEYS = (*CPU_DEFAULTS, "timer", "host_cores", "registry_cpu", "messaging_cpu")
+
+
 def _seconds(v: Any, path: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
         raise ConfigError(f"{path} must be a finite number of seconds >= 0, got {v!r}", key=path)
@@ -117,6 +120,9 @@ class CpuSpec:
     per_op: float = CPU_DEFAULTS["per_op"]
     per_target: float = CPU_DEFAULTS["per_target"]
     timer: GapTable | None = None
+    host_cores: int | None = None  # the machine's cores, shared with the servers (mcastlab.sim.host)
+    registry_cpu: float = 1.0  # registry server: process CPU seconds per second of service
+    messaging_cpu: float = 0.0  # messaging server: process CPU seconds per message
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, path: str = "cpu") -> CpuSpec:
@@ -136,8 +142,15 @@ class CpuSpec:
         item = {**CPU_DEFAULTS["per_item"], **_table(d.get("per_item", {}), f"{path}.per_item")}
         scalars = {k: _seconds(d.get(k, CPU_DEFAULTS[k]), f"{path}.{k}")
                    for k in ("per_message", "per_fanout", "per_delivery", "per_op", "per_target")}
+        host = d.get("host_cores")
+        if host is not None and (isinstance(host, bool) or not isinstance(host, int) or host < 1):
+            raise ConfigError(f"{path}.host_cores must be an int >= 1 (the machine's cores) or absent, got "
+                              f"{host!r}", key=f"{path}.host_cores")
+        reg_cpu = _seconds(d.get("registry_cpu", 1.0), f"{path}.registry_cpu")
+        msg_cpu = _seconds(d.get("messaging_cpu", 0.0), f"{path}.messaging_cpu")
         return cls(cores, processes, call, item, **scalars,
-                   timer=GapTable.from_dict(d.get("timer"), f"{path}.timer"))
+                   timer=GapTable.from_dict(d.get("timer"), f"{path}.timer"), host_cores=host,
+                   registry_cpu=reg_cpu, messaging_cpu=msg_cpu)
 
     @classmethod
     def off(cls) -> CpuSpec:
@@ -151,13 +164,15 @@ class CpuSpec:
                 "per_item": dict(self.per_item),
                 "per_message": self.per_message, "per_fanout": self.per_fanout,
                 "per_delivery": self.per_delivery, "per_op": self.per_op, "per_target": self.per_target,
-                **({"timer": self.timer.to_dict()} if self.timer is not None else {})}
+                **({"timer": self.timer.to_dict()} if self.timer is not None else {}),
+                **({"host_cores": self.host_cores, "registry_cpu": self.registry_cpu,
+                    "messaging_cpu": self.messaging_cpu} if self.host_cores is not None else {})}
 
 
 class SimCpu:
     """One process's CPU: an FCFS queue of ``cores`` servers that backends charge work to."""
 
-    __slots__ = ("_call", "_default", "_item", "_timer", "per_delivery", "per_fanout", "per_message",
+    __slots__ = ("_call", "_default", "_item", "_timer", "host", "per_delivery", "per_fanout", "per_message",
                  "per_op", "per_target", "server", "spec")
 
     def __init__(self, spec: CpuSpec | None = None, rng: np.random.Generator | None = None) -> None:
@@ -165,6 +180,9 @@ class SimCpu:
         gen = rng if rng is not None else np.random.default_rng(0)
         self._timer = None if spec.timer is None else GapSampler(spec.timer, gen)
         self.server = FcfsServer(spec.cores * spec.processes)
+        self.host = None if spec.host_cores is None else SimHost(spec.host_cores)
+        if self.host is not None:
+            self.host.join(self.server)
         self._default = spec.call.get("default", 0.0)
         self._call = {op: spec.call.get(op, self._default) for op in CALL_OPS}
         self._item = {op: spec.per_item.get(op, 0.0) for op in CALL_OPS}
@@ -179,6 +197,9 @@ class SimCpu:
         if seconds <= 0:
             return t
         server = self.server
+        if self.host is not None:
+            start, held = self.host.admit(server, t, seconds)
+            return start + held
         if server.servers == 1:  # FcfsServer.admit, inlined for the common case
             start = server._free if server._free > t else t
             server._free = start + seconds

@@ -25,6 +25,7 @@ from mcastlab.sim._bind import bind_runtime, spawn_generators
 from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, OUTAGE, FaultPlan
 from mcastlab.sim.faults import ERROR as F_ERROR
+from mcastlab.sim.host import SimHost
 from mcastlab.sim.models import Sampler
 from mcastlab.sim.queue import FcfsServer, OpStats
 
@@ -74,6 +75,9 @@ class SimMessaging:
         self._delivery = Sampler(spec.delivery, g[3])
         self._ack = Sampler(spec.ack, g[4])
         self.server = FcfsServer(spec.servers)
+        # (host, its member standing for this server's process, CPU seconds per message): set when the
+        # simulation shares the machine's cores between the processes (mcastlab.sim.host)
+        self.burn: tuple[SimHost, FcfsServer, float] | None = None
         self.faults = faults if faults is not None else FaultPlan((), None)
         self._faulty = bool(self.faults)
         self._listeners = Listeners()
@@ -200,6 +204,9 @@ class SimMessaging:
         ready = now if cpu is None else cpu.charge(now, cpu.per_message)
         start = self.server.admit(ready, cost)
         accepted = start + cost
+        if self.burn is not None:  # the server process's CPU on the machine's shared cores (sim/host.py)
+            host, proc, per = self.burn
+            host.admit(proc, start, per)
         c = self._send_stats
         c.count += 1
         c.wait_s += start - now
@@ -258,8 +265,11 @@ class SimMessaging:
         ready = now if cpu is None else cpu.charge(now, cpu.per_fanout + cpu.per_message * n)
         server = self.server
         start = server._free if server._free > ready else ready
-        accepted = start + np.cumsum(costs)
         total = float(costs.sum())
+        if self.burn is not None:  # the server process's CPU on the machine's shared cores (sim/host.py)
+            host, proc, per = self.burn
+            host.admit(proc, start, per * n)
+        accepted = start + np.cumsum(costs)
         server._free = float(accepted[-1])
         server.busy += total
         c = self._send_stats

@@ -34,6 +34,7 @@ from mcastlab.sim._bind import bind_runtime, spawn_generators
 from mcastlab.sim.cpu import SimCpu
 from mcastlab.sim.faults import DROP, ERROR, OUTAGE, REGISTRY_OPS, FaultPlan
 from mcastlab.sim.fleet import FleetTable
+from mcastlab.sim.host import admit
 from mcastlab.sim.models import GapSampler, Sampler
 from mcastlab.sim.queue import FcfsServer, OpStats
 
@@ -107,18 +108,19 @@ class SimRegistry:
         arrive = ready
         if self._wake is not None:  # a server that sat idle starts late (it wakes up): registry.wake
             arrive += self._wake(ready - server.first_free)
-        if server.servers == 1:  # FcfsServer.admit, inlined for the common single-server case
+        held, host = svc, None if cpu is None else cpu.host
+        if server.servers == 1 and host is None:  # FcfsServer.admit, inlined for the common case
             start = server._free if server._free > arrive else arrive
             server._free = start + svc
             server.busy += svc
-        else:
-            start = server.admit(arrive, svc)
+        else:  # several servers, or the machine's cores shared with the other processes (sim/host.py)
+            start, held = admit(server, arrive, svc, host)
         c = self._counters[op]
         c.count += 1
         c.items += n
         c.wait_s += start - arrive
         c.service_s += svc
-        return self._finish(op, now, start + svc + net, n)
+        return self._finish(op, now, start + held + net, n)
 
     def _finish(self, op: str, now: float, done: float, n: int) -> Any:
         """Wait until ``done`` (the reply), then decode ``n`` items on the client CPU; time out if late."""
@@ -153,14 +155,14 @@ class SimRegistry:
         c.count += 1
         c.items += n
         last = ready
-        wake = self._wake
+        wake, host = self._wake, None if cpu is None else cpu.host
         for k, nk in asks:
             svc = self._service[op](nk) * factor
             arrive = ready if wake is None else ready + wake(ready - shards[k].first_free)
-            start = shards[k].admit(arrive, svc)
+            start, held = admit(shards[k], arrive, svc, host)
             c.wait_s += start - arrive
             c.service_s += svc
-            last = max(last, start + svc)
+            last = max(last, start + held)
         return self._finish(op, now, last + self._network[op](n) * factor, n)
 
     async def _decode(self, reply_in: float, work: float) -> None:

@@ -39,6 +39,9 @@ class Backends:
             out["registry-server"] = (reg.server_busy, len(reg.shards) * reg.server.servers)
         if isinstance(msg, SimMessaging):
             out["messaging-server"] = (msg.server.busy, msg.server.servers)
+        host = reg.cpu.host if isinstance(reg, SimRegistry) and reg.cpu is not None else None
+        if host is not None:  # the machine's cores, shared by all three (mcastlab.sim.host)
+            out["host-cores"] = (host.cpu_s(), host.cores)
         return out
 
 

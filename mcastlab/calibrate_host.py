@@ -1,0 +1,82 @@
+"""What the calibration measures for the simulated host (``mcastlab.sim.host``): the machine's cores and
+the CPU each server process burns, so the simulation can share the cores between them as live runs do.
+
+- Redis: process CPU seconds (all its threads) per second of command time (``INFO commandstats``) over
+  the whole calibration — the socket reads and writes that commandstats leaves out.
+- nats-server: process CPU seconds per message of a bare publish fan-out (nobody listening, as in the
+  reference load test); the fit divides it by the modelled serial service time per message, since a
+  multi-threaded nats-server burns more CPU than the time it takes to pass one message on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PROBE_IDS = 2000  # recipients of the nats-server probe's fan-outs
+PROBE_REPS = 50  # 100,000 messages: well above the 10 ms resolution of a process's CPU clock
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by every thread of process ``pid`` (``/proc`` schedstat: nanoseconds;
+    psutil's user + system, in clock ticks, elsewhere)."""
+    tasks = Path(f"/proc/{pid}/task")
+    if tasks.is_dir():
+        total = 0
+        for task in tasks.iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that ended meanwhile
+        return total / 1e9
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def host_cores() -> int:
+    """Cores this process may run on (its affinity), which the servers started here share with it."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class ServerCpu:
+    """Process CPU of the local servers around a span of calibration work."""
+
+    def __init__(self, redis_pid: int, redis_usec: Callable[[], float]) -> None:
+        self.redis_pid = redis_pid
+        self._usec = redis_usec
+        self._start = (process_cpu_s(redis_pid), redis_usec())
+
+    def redis(self) -> dict[str, float]:
+        """Redis' process CPU and command time (seconds) since this was made."""
+        cpu, usec = self._start
+        return {"redis_cpu_s": process_cpu_s(self.redis_pid) - cpu,
+                "redis_cmd_s": (self._usec() - usec) / 1e6}
+
+
+async def nats_cpu_per_message(coord: Any, nats_pid: int) -> float:
+    """nats-server CPU seconds per message of bare publish fan-outs to ``PROBE_IDS`` identities."""
+    rt = coord.runtime
+    names = [f"host-probe-{i:05d}" for i in range(PROBE_IDS)]
+    for k in range(0, PROBE_IDS, 200):
+        await rt.gather(*[coord.register(x, {"probe": True}) for x in names[k:k + 200]])
+    await coord.multicast({"probe": True}, b"cal", mode="publish")  # subjects cached, connection warm
+    before = process_cpu_s(nats_pid)
+    sent = 0
+    for _ in range(PROBE_REPS):
+        res = await coord.multicast({"probe": True}, b"cal", mode="publish")
+        sent += res.delivered
+    await rt.sleep(0.05)
+    used = process_cpu_s(nats_pid) - before
+    for k in range(0, PROBE_IDS, 200):
+        await rt.gather(*[coord.unregister(x) for x in names[k:k + 200]])
+    return used / sent if sent else 0.0
+
+
+__all__ = ["PROBE_IDS", "PROBE_REPS", "ServerCpu", "host_cores", "nats_cpu_per_message", "process_cpu_s"]

@@ -1,0 +1,100 @@
+"""The machine's cores as a simulated resource, shared by the processes that run on it.
+
+Live, the coordinator, Redis and nats-server of a run on one machine share its cores. On this project's
+2-core VMs, at the end of a 450 req/s load test the three used 0.5-0.6, 0.6-0.8 and 0.3-0.4 cores and
+each waited for a core 0.1-0.2 s (coordinator), 0.05-0.13 s (Redis) and 0.2-0.4 s (nats-server) per
+second (``/proc/PID/schedstat``): the host, not any one process, ran out first. Without a host every
+simulated process has its own cores and the simulation cannot show that.
+
+:class:`SimHost` is ``cores`` cores shared by the members' FCFS servers (:class:`~mcastlab.sim.queue.
+FcfsServer`), in the manner of processor sharing: work that starts at ``t`` runs
+``max(1, wanted / cores)`` times longer than its CPU time, where ``wanted`` is the cores asked for at ``t``
+— the work itself plus every member server busy at ``t``, each weighing the cores it burns while busy
+(``cpu_per_s``: 1 for the coordinator; Redis' process CPU per second of command time for the registry
+server). The stretch is fixed when the work starts: a
+member that becomes busy later does not slow work already running (a stated approximation that keeps one
+computation per admission). Service time counted as busy stays the CPU time, comparable with a live run's
+process CPU seconds; the stretch only delays.
+
+The messaging server is different: nats-server is multi-threaded and burns about a microsecond of CPU
+per message while its modelled serial service is far shorter, so its CPU is charged to a member of its
+own (:meth:`SimHost.process`) per message sent, which occupies cores without delaying the messages.
+
+Configured by the calibration's ``sim.cpu`` section (``mcastlab calibrate`` measures all three)::
+
+    cpu:
+      host_cores: 2             # cores of the machine the processes share; absent: no host model
+      registry_cpu: 1.15        # Redis process CPU seconds per second of command time
+      messaging_cpu: 1.0e-6     # nats-server process CPU seconds per message
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from mcastlab.sim.queue import FcfsServer
+
+
+class SimHost:
+    """``cores`` cores shared by member FCFS servers (see the module docstring)."""
+
+    __slots__ = ("_members", "cores", "waited")
+
+    def __init__(self, cores: int) -> None:
+        self.cores = cores
+        self._members: dict[FcfsServer, float] = {}
+        self.waited = 0.0  # total seconds work ran longer than its CPU time: the waits for a core
+
+    def join(self, server: FcfsServer, cpu_per_s: float = 1.0) -> None:
+        """Make ``server``'s work share this host's cores; busy, it burns ``cpu_per_s`` cores."""
+        self._members[server] = cpu_per_s
+
+    def stretch(self, t: float, cpu_per_s: float = 1.0) -> float:
+        """How many times its CPU time work takes that starts at ``t`` and burns ``cpu_per_s`` cores."""
+        wanted = cpu_per_s
+        for server, w in self._members.items():
+            if server.servers == 1:
+                if server._free > t:
+                    wanted += w
+            else:
+                wanted += w * sum(1 for f in server._heap if f > t)
+        return wanted / self.cores if wanted > self.cores else 1.0
+
+    def process(self, cores: int = 1) -> FcfsServer:
+        """A new member standing for a process whose CPU use is charged here (:meth:`admit`) but whose
+        own latency is modelled elsewhere: nats-server, whose CPU per message outweighs its serial service
+        time."""
+        server = FcfsServer(cores)
+        self.join(server)
+        return server
+
+    def admit(self, server: FcfsServer, now: float, service: float) -> tuple[float, float]:
+        """Queue ``service`` seconds of CPU on member ``server``; return (start, how long it holds the
+        server): FCFS on its own servers, then stretched by what else the host runs at its start."""
+        server.busy += service
+        w = self._members[server]
+        if server.servers == 1:
+            start = server._free if server._free > now else now
+            held = service * self.stretch(start, w)
+            server._free = start + held
+        else:
+            free = heapq.heappop(server._heap)
+            start = free if free > now else now
+            held = service * self.stretch(start, w)
+            heapq.heappush(server._heap, start + held)
+        self.waited += held - service
+        return start, held
+
+    def cpu_s(self) -> float:
+        """CPU seconds the members have used so far (their busy time, each by its cores per second)."""
+        return sum(server.busy * w for server, w in self._members.items())
+
+
+def admit(server: FcfsServer, now: float, service: float, host: SimHost | None) -> tuple[float, float]:
+    """(start, time held) of ``service`` on ``server``: on the host's shared cores when there is one."""
+    if host is not None:
+        return host.admit(server, now, service)
+    return server.admit(now, service), service
+
+
+__all__ = ["SimHost", "admit"]
