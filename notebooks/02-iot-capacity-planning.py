@@ -128,10 +128,10 @@ for k, cap in capacity.items():
 # %% [markdown]
 # The two disagree by more than an order of magnitude where it matters most here: the pinned model
 # charges the registry **0.8 µs of server time per pipelined heartbeat**, the calibration measured
-# **about 13 µs** (about 22 µs for a single heartbeat call) — so the pinned model put the saturation of
+# **about 13 µs** (about 21 µs for a single heartbeat call) — so the pinned model put the saturation of
 # one Redis some fifteen times too far out. (The messaging server's cost per message is a fraction of a
 # microsecond: NATS is never the bottleneck of this workload.) Capacity conclusions must rest on measured
-# costs, so **this notebook uses the shipped # calibration**. `sim-model.yaml` stays, because notebooks 01, 03, 04 and 06 still use it: they pin a
+# costs, so **this notebook uses the shipped calibration**. `sim-model.yaml` stays, because notebooks 01, 03, 04 and 06 still use it: they pin a
 # model so that their stored outputs change only when that file does, and their questions (the API
 # round trip, presence lingering, drain targeting, failure recovery) are answered far from any
 # saturation point, where a 10× error in server time per heartbeat changes milliseconds, not the answer.
@@ -272,10 +272,11 @@ print(pd.concat({n: reruns[("workload.devices", n)][2] for n in FLEETS}, names=[
 # transfer, and decoding on the coordinator's CPU, so the enumerate p99 grows in proportion to the
 # fleet. From 10,000 sensors on the registry server is the busiest resource: its single thread runs the
 # heartbeats *and* the scans behind the enumerates, first come first served. At 1,000,000 sensors a
-# dashboard answer is 125,000 rows and an outdated-firmware one 400,000 — a fifth to two thirds of a
-# second of server time each — and heartbeat batches queued behind them wait most of a second (p99 close
-# to the 1 s client timeout, a few beyond it) although the server is busy less than half of the run. A
-# p99 is over *successful* operations, so read it beside the error rate.# out, the p99 left is the dashboards'. The targets, judged per run on that run's samples:
+# dashboard answer is 125,000 rows and an outdated-firmware one 400,000 — a tenth to a third of a
+# second of server time each — and heartbeat batches queued behind them wait up to about a second (a few
+# beyond the 1 s client timeout) although the server is busy less than half of the run. A p99 is over
+# *successful* operations, so read it beside the error rate. The targets, judged per run on that run's
+# samples:
 
 # %%
 def over_seeds(v):
@@ -405,8 +406,8 @@ print(f"notebook ran in ~{time.perf_counter() - t_notebook:.0f} s of wall time")
 # the enumerate p99 grows in proportion to the fleet: the computed summary above lists, from the
 # three-seed intervals, the fleet sizes at which it lies below and entirely above the scenario's 10 ms
 # target and the spec's 20 ms alert, and where the interval straddles a target (more seeds needed
-# before calling it). At a million sensors the answers are 10⁵ rows; Redis' single thread spends a fifth
-# to two thirds of a second on each, and heartbeat batches queued behind them wait close to the 1 s
+# before calling it). At a million sensors the answers are 10⁵ rows; Redis' single thread spends a tenth
+# to a third of a second on each, and heartbeat batches queued behind them wait close to the 1 s
 # client timeout although the server is busy less than half the time. Separately, heartbeats alone saturate one
 # Redis at its calibrated capacity (heartbeats per second, printed in the model section): sensors ÷
 # heartbeat interval is the number to keep well below it per registry server. To grow:

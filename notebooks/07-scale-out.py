@@ -261,11 +261,12 @@ print(f"Processes alone ({SHARDS[0]} x {PROCESSES[-1]}): coordinator CPU {base['
 # what three seeds of the 1 × 1 point spread over. **Shards** are what helps: they divide the
 # registry's load (busy per shard falls by the shard count) and each scan, and the p99s fall by half or
 # more from 3 shards on. Shards then leave the coordinator's CPU as the busiest resource at one process
-# (heartbeat p99 still about 0.3 s); **coordinator processes** divide that, so shards and processes
+# (heartbeat p99 still about 0.25 s); **coordinator processes** divide that, so shards and processes
 # together do best (6 × 3: heartbeat p99 under 0.1 s).
-# Processes alone change nothing while the registry is the bottleneck. **Nothing here brings an
+# Processes alone barely help while the registry is the bottleneck (heartbeat p99 about 0.4 s, the
+# enumerates as slow). **Nothing here brings an
 # enumerate near its target**: one query's 10⁵ rows must still be scanned, travel to and be decoded by
-# one process, so the dashboards stay about ten times above the 10 ms target at every point — a
+# one process, so the dashboards stay seven to sixteen times above the 10 ms target at every point — a
 # million-sensor fleet needs answers that do not grow with it (counts, pages, or dashboards over
 # aggregates). And this 2-core machine cannot show any of it live:
 # replicas and servers would share the same two cores, so it shows the model, and how to run live

@@ -63,7 +63,10 @@ def make_sim_backends(
     g_reg, g_msg, g_fr, g_fm, g_cpu = spawn_generators(rng, 5)
     reg_faults = FaultPlan([f for f in spec.faults if f.target == "registry"], g_fr)
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
-    cpu = SimCpu(spec.cpu, g_cpu)  # one coordinator process: both backends' client work queues on its CPU
+    # one coordinator process: both backends' client work queues on its CPU; it shares the calibrated
+    # machine's cores with the servers only as calibrated, one of each (scaled out, each has its own)
+    one_machine = spec.cpu.processes == 1 and spec.registry.shards == 1
+    cpu = SimCpu(spec.cpu, g_cpu, on_host=one_machine)
     registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults, cpu=cpu)
     if cpu.host is not None:  # the servers share the machine's cores with the coordinator (sim/host.py)
         for shard in registry.shards:

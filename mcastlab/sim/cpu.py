@@ -175,12 +175,13 @@ class SimCpu:
     __slots__ = ("_call", "_default", "_item", "_timer", "host", "per_delivery", "per_fanout", "per_message",
                  "per_op", "per_target", "server", "spec")
 
-    def __init__(self, spec: CpuSpec | None = None, rng: np.random.Generator | None = None) -> None:
+    def __init__(self, spec: CpuSpec | None = None, rng: np.random.Generator | None = None, *,
+                 on_host: bool = True) -> None:
         self.spec = spec = spec if spec is not None else CpuSpec()
         gen = rng if rng is not None else np.random.default_rng(0)
         self._timer = None if spec.timer is None else GapSampler(spec.timer, gen)
         self.server = FcfsServer(spec.cores * spec.processes)
-        self.host = None if spec.host_cores is None else SimHost(spec.host_cores)
+        self.host = None if spec.host_cores is None or not on_host else SimHost(spec.host_cores)
         if self.host is not None:
             self.host.join(self.server)
         self._default = spec.call.get("default", 0.0)

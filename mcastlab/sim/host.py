@@ -20,10 +20,14 @@ The messaging server is different: nats-server is multi-threaded and burns about
 per message while its modelled serial service is far shorter, so its CPU is charged to a member of its
 own (:meth:`SimHost.process`) per message sent, which occupies cores without delaying the messages.
 
+The host is the machine the calibration measured, running one coordinator process, one Redis and one
+nats-server. A scaled-out simulation (``cpu.processes`` or ``registry.shards`` above 1) stands for several
+machines whose cores were not measured: there every process keeps cores of its own, as without a host.
+
 Configured by the calibration's ``sim.cpu`` section (``mcastlab calibrate`` measures all three)::
 
     cpu:
-      host_cores: 2             # cores of the machine the processes share; absent: no host model
+      host_cores: 2             # cores of the machine the processes share; absent or null: no host
       registry_cpu: 1.15        # Redis process CPU seconds per second of command time
       messaging_cpu: 1.0e-6     # nats-server process CPU seconds per message
 """

@@ -80,7 +80,7 @@ def _load_test(rate: float, cal: dict[str, object]) -> tuple[np.ndarray, dict[st
 
 
 def test_plenty_of_cores_changes_nothing_and_two_cores_slow_a_loaded_run() -> None:
-    base, busy = _load_test(400, {})
+    base, busy = _load_test(400, {"host_cores": None})  # the shipped calibration has a host: none here
     plenty, busy_plenty = _load_test(400, {"host_cores": 64, "messaging_cpu": 1e-6})
     assert np.array_equal(base, plenty)
     assert "host-cores" not in busy and busy_plenty["host-cores"] > 0
@@ -103,3 +103,14 @@ def test_process_cpu_counts_this_process_work() -> None:
         pass
     assert process_cpu_s(os.getpid()) - before >= 0.04
     assert 1 <= host_cores() <= (os.cpu_count() or 1)
+
+
+def test_a_scaled_out_simulation_has_no_shared_host() -> None:
+    from mcastlab.sim import SimSpec, make_sim_backends
+
+    cal = {"cpu": {"host_cores": 2, "messaging_cpu": 1e-6}}
+    reg, msg = make_sim_backends(SimSpec.from_dict(cal), rng=np.random.default_rng(0))
+    assert reg.cpu is not None and reg.cpu.host is not None and msg.burn is not None
+    for scaled in ({"registry": {"shards": 3}}, {"cpu": {**cal["cpu"], "processes": 2}}):
+        reg, msg = make_sim_backends(SimSpec.from_dict({**cal, **scaled}), rng=np.random.default_rng(0))
+        assert reg.cpu is not None and reg.cpu.host is None and msg.burn is None
