@@ -4,8 +4,9 @@ the CPU each server process burns, so the simulation can share the cores between
 - Redis: process CPU seconds (all its threads) per second of command time (``INFO commandstats``) over
   the whole calibration — the socket reads and writes that commandstats leaves out.
 - nats-server: process CPU seconds per message of a bare publish fan-out (nobody listening, as in the
-  reference load test); the fit divides it by the modelled serial service time per message, since a
-  multi-threaded nats-server burns more CPU than the time it takes to pass one message on.
+  reference load test), charged to the simulated host per message apart from the messaging server's
+  serial service time, since a multi-threaded nats-server burns more CPU than the time it takes to pass
+  one message on.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ def process_cpu_s(pid: int) -> float:
     """CPU seconds used so far by every thread of process ``pid`` (``/proc`` schedstat: nanoseconds;
     psutil's user + system, in clock ticks, elsewhere)."""
     tasks = Path(f"/proc/{pid}/task")
+    total = 0
     if tasks.is_dir():
-        total = 0
         for task in tasks.iterdir():
             try:
                 total += int((task / "schedstat").read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue  # a thread that ended meanwhile
+    if total > 0:
         return total / 1e9
-    import psutil
+    import psutil  # no schedstat here (not Linux, or a kernel without schedstats)
 
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)

@@ -234,9 +234,7 @@ print("cleaned up:", not workdir.exists())
 # server's process CPU measured by the calibration) and adds the measured cost of idleness (a server
 # and a timer that wake late after 0.5–50 ms gaps). In six runs of this comparison on this VM, at
 # 150 req/s live and sim were both healthy every time, the sim's p50s within −30 % to +60 % of live
-# (usually a little optimistic) and its p99s within −40 % to +70 %, all a few milliseconds; since the
-# simulation shares the cores, its p99s at these rates have come out above live's (by 30 % to 170 % in the
-# stored run), still a few milliseconds. At 400 req/s
+# (usually a little optimistic) and its p99s within −40 % to +70 %, all a few milliseconds. At 400 req/s
 # both stayed healthy while the machine was quiet, but in the runs where other processes took about one
 # of the two cores the live p99s rose to 90–170 ms and the verdict became *disagree*: on this shared
 # 2-core VM other processes compete for the cores, and neither the calibration nor the simulation can

@@ -268,7 +268,7 @@ class NatsMessaging:
         # frames differ only in their subject: each chunk is one join of the subjects, with the shared
         # tail and the next frame's "HPUB " in between, about _SPILL_BYTES long
         sep = tail + b"HPUB "
-        step = max(1, _SPILL_BYTES // (len(sep) + len(subjects[0]))) if subjects else 1
+        step = max(1, _SPILL_BYTES // (len(sep) + max(map(len, subjects)))) if subjects else 1
         for lo in range(0, len(subjects), step):
             chunk = sep.join(subjects[lo : lo + step])
             nc._pending += (b"HPUB ", chunk, tail)  # nats-py joins its pending list when it writes

@@ -65,7 +65,8 @@ def make_sim_backends(
     msg_faults = FaultPlan([f for f in spec.faults if f.target == "messaging"], g_fm)
     # one coordinator process: both backends' client work queues on its CPU; it shares the calibrated
     # machine's cores with the servers only as calibrated, one of each (scaled out, each has its own)
-    one_machine = spec.cpu.processes == 1 and spec.registry.shards == 1
+    one_machine = (spec.cpu.processes == spec.cpu.cores == spec.registry.shards == spec.registry.servers == 1
+                   and spec.kafka is None)
     cpu = SimCpu(spec.cpu, g_cpu, on_host=one_machine)
     registry = SimRegistry(spec.registry, rng=g_reg, faults=reg_faults, cpu=cpu)
     if cpu.host is not None:  # the servers share the machine's cores with the coordinator (sim/host.py)

@@ -6,7 +6,8 @@ fan-out, building the result, receiving the deliveries of in-process agents, and
 load generator and recorder themselves. :class:`SimCpu` is that resource: an FCFS queue with ``cores``
 servers (:class:`~mcastlab.sim.queue.FcfsServer`), on which every simulated backend of one process
 charges service time. Registry and messaging *server* time stay on their own queues, so under load the
-simulation shows which of the three saturates first, as live runs do.
+simulation shows which of the three saturates first, as live runs do; with ``host_cores`` (and
+``registry_cpu``, ``messaging_cpu``) the three also share the machine's cores (:mod:`mcastlab.sim.host`).
 
 Costs (seconds; a calibration file's ``sim.cpu`` section, else these defaults — measured on this
 project's 2-core machine with Python 3.11, redis-py + hiredis and nats-py, see ``mcastlab calibrate``)::
@@ -146,11 +147,14 @@ class CpuSpec:
         if host is not None and (isinstance(host, bool) or not isinstance(host, int) or host < 1):
             raise ConfigError(f"{path}.host_cores must be an int >= 1 (the machine's cores) or absent, got "
                               f"{host!r}", key=f"{path}.host_cores")
-        reg_cpu = _seconds(d.get("registry_cpu", 1.0), f"{path}.registry_cpu")
+        reg_cpu = d.get("registry_cpu", 1.0)
+        if isinstance(reg_cpu, bool) or not isinstance(reg_cpu, int | float) or not 0 < reg_cpu < 1e3:
+            raise ConfigError(f"{path}.registry_cpu must be Redis' process CPU per second of command time, a "
+                              f"number > 0 (about 1), got {reg_cpu!r}", key=f"{path}.registry_cpu")
         msg_cpu = _seconds(d.get("messaging_cpu", 0.0), f"{path}.messaging_cpu")
         return cls(cores, processes, call, item, **scalars,
                    timer=GapTable.from_dict(d.get("timer"), f"{path}.timer"), host_cores=host,
-                   registry_cpu=reg_cpu, messaging_cpu=msg_cpu)
+                   registry_cpu=float(reg_cpu), messaging_cpu=msg_cpu)
 
     @classmethod
     def off(cls) -> CpuSpec:

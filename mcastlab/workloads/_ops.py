@@ -235,7 +235,7 @@ class OpsMixin:
         if cpu is not None:  # sim: recording and auditing the targets is the generator's CPU work too
             cpu.charge(self.runtime.now(), cpu.per_target * res.targeted)
         index = truth.index
-        codes = truth.codes_of(res.statuses, len(res.statuses))
+        codes = truth.codes_of(res.statuses)
         audit = truth.audit(snap, self._rel(res.started_at) + res.enumerate_s, codes, self.tol)
         msg = self.rec.multicast(
             res,

@@ -28,7 +28,8 @@ class Backends:
 
     def busy_s(self) -> dict[str, tuple[float, int]]:
         """Simulated resources' total service time so far (seconds) and how many servers share it (cores
-        x processes, shards x servers), by resource name."""
+        x processes, shards x servers), by resource name; ``host-cores``: the CPU seconds of every process
+        on the simulated host and its cores."""
         from mcastlab.sim import SimMessaging, SimRegistry
 
         out: dict[str, tuple[float, int]] = {}

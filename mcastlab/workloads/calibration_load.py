@@ -204,7 +204,7 @@ def recorder_cpu(n: int = 2000, reps: int = 20) -> float:
         t0 = time.process_time()
         for _ in range(reps):
             snap = truth.snapshot(flt, 0.0)
-            codes = truth.codes_of(res.statuses, k)
+            codes = truth.codes_of(res.statuses)
             audit = truth.audit(snap, 1e-3, codes)
             rec.multicast(res, stream="s", filter_text=flt.text, t_start=0.0, origin=0.0,
                           ident_of=truth.index, audit=audit, codes=codes)

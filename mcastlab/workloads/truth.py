@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -314,10 +314,10 @@ class Truth:
         codes = np.flatnonzero(expected & ~unc).astype(np.int32)
         return Audit(int(expected.sum()), stale, wrong, uncertain, codes)
 
-    def codes_of(self, names: Iterable[str], n: int) -> np.ndarray:
-        """The codes of ``n`` identity names (``UNKNOWN_CODE`` for names this truth never registered), looked
+    def codes_of(self, names: Collection[str]) -> np.ndarray:
+        """The codes of identity ``names`` (``UNKNOWN_CODE`` for names this truth never registered), looked
         up in C: a multicast's targets number up to 10**5 per call under load."""
-        return np.fromiter(map(self.index.get, names, repeat(UNKNOWN_CODE)), np.int64, n)
+        return np.fromiter(map(self.index.get, names, repeat(UNKNOWN_CODE)), np.int64, len(names))
 
     def alive_count(self, t: float) -> int:
         """How many identities the registry should report live at ``t``."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mcastlab.calibrate_host import host_cores, process_cpu_s
-from mcastlab.errors import ConfigError
+from mcastlab.errors import ConfigError, RuntimeMisuseError, UnsupportedError
 from mcastlab.sim import CpuSpec, SimCpu, SimHost
 from mcastlab.sim.calibration import _host
 from mcastlab.sim.queue import FcfsServer
@@ -41,16 +41,28 @@ def test_enough_cores_and_work_queued_later_do_not_stretch() -> None:
     assert host.stretch(50.0) == 1.0
 
 
-def test_a_member_burning_more_than_a_core_and_a_pool_of_servers_count_as_such() -> None:
+def test_a_member_burning_more_than_a_core_counts_as_such_and_pools_are_refused() -> None:
     host = SimHost(2)
-    heavy, pool = FcfsServer(1), FcfsServer(3)
+    heavy = FcfsServer(1)
     host.join(heavy, 2.0)
-    host.join(pool)
     host.admit(heavy, 0.0, 10.0)
     assert host.stretch(1.0) == pytest.approx(1.5)  # 2 cores + the new work's 1
-    host.admit(pool, 0.0, 10.0)  # stretched 1.5x itself: busy until 15
-    host.admit(pool, 0.0, 10.0)
-    assert host.stretch(1.0) == pytest.approx((2.0 + 2 + 1) / 2)
+    with pytest.raises(UnsupportedError):
+        host.join(FcfsServer(3))
+    with pytest.raises(RuntimeMisuseError):
+        host.admit(FcfsServer(1), 0.0, 1.0)  # never joined
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError):
+            SimHost(bad)  # type: ignore[arg-type]
+
+
+def test_work_queued_for_later_does_not_make_a_member_busy_now() -> None:
+    host = SimHost(1)
+    a, b = host.process(), host.process()
+    host.admit(a, 10.0, 0.001)  # a's work starts at t = 10
+    assert host.admit(b, 0.0, 1.0) == (0.0, 1.0)  # a is idle until then: no sharing
+    assert host.admit(b, 9.9995, 1.0) == (9.9995, 1.0)  # it starts before a's work
+    assert host.stretch(10.0005) == 3.0  # new work + a + b, all inside their work, on one core
 
 
 def test_the_coordinator_cpu_on_a_host() -> None:
