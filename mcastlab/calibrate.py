@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from mcastlab.calibrate_host import ServerCpu, host_cores, nats_cpu_per_message
+from mcastlab.calibrate_host import ServerCpu, nats_cpu_per_message
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
+from mcastlab.measure.resources import usable_cpus
 from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.sim._calfile import REPO_ROOT, resolve_calibration
 from mcastlab.sim.calibration import build_calibration, fit_cpu, save_calibration
@@ -124,7 +125,7 @@ def _live(
 
         meter = ServerCpu(srv["redis"].pid, busy)
         results = [run_blocking(one(r)) for r in range(runs)]
-        host: dict[str, float] = {**meter.redis(), "host_cores": host_cores()}
+        host: dict[str, float] = {**meter.redis(), "host_cores": usable_cpus()}
 
         async def idle() -> dict[str, Any]:
             coord = Coordinator(Config(max_identities=None, default_ttl=3600.0),

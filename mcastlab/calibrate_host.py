@@ -11,40 +11,18 @@ the CPU each server process burns, so the simulation can share the cores between
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from mcastlab.measure.resources import process_cpu_seconds
 
 PROBE_IDS = 2000  # recipients of the nats-server probe's fan-outs
 PROBE_REPS = 50  # 100,000 messages: well above the 10 ms resolution of a process's CPU clock
 
 
 def process_cpu_s(pid: int) -> float:
-    """CPU seconds used so far by every thread of process ``pid`` (``/proc`` schedstat: nanoseconds;
-    psutil's user + system, in clock ticks, elsewhere)."""
-    tasks = Path(f"/proc/{pid}/task")
-    total = 0
-    if tasks.is_dir():
-        for task in tasks.iterdir():
-            try:
-                total += int((task / "schedstat").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue  # a thread that ended meanwhile
-    if total > 0:
-        return total / 1e9
-    import psutil  # no schedstat here (not Linux, or a kernel without schedstats)
-
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
-def host_cores() -> int:
-    """Cores this process may run on (its affinity), which the servers started here share with it."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """CPU seconds used so far by every thread of process ``pid`` (0 when it cannot be read)."""
+    return process_cpu_seconds(pid) or 0.0
 
 
 class ServerCpu:
@@ -81,4 +59,4 @@ async def nats_cpu_per_message(coord: Any, nats_pid: int) -> float:
     return used / sent if sent else 0.0
 
 
-__all__ = ["PROBE_IDS", "PROBE_REPS", "ServerCpu", "host_cores", "nats_cpu_per_message", "process_cpu_s"]
+__all__ = ["PROBE_IDS", "PROBE_REPS", "ServerCpu", "nats_cpu_per_message", "process_cpu_s"]

@@ -39,12 +39,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 from typing import Any
 
 from mcastlab.errors import BackendUnavailableError, UsageError
+from mcastlab.measure.resources import usable_cpus
 
 DEFAULT_WARM = ("mcastlab.workloads",)
 CONNECT_TIMEOUT = 10.0  # seconds to reach an existing scheduler
@@ -52,10 +52,7 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach an existing scheduler
 
 def default_workers() -> int:
     """The number of CPUs this process may run on (the default number of local workers)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def _warm(modules: Sequence[str]) -> str:

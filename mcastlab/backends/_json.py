@@ -99,7 +99,6 @@ def unpack_row(v: bytes) -> tuple[bytes, bytes, bytes]:
     return v[b + 1:], v[a + 1:b], v[:a]
 
 
-
 class RowsView(Sequence[Identity]):
     """The live matches of an exact-plan enumerate as a read-only sequence built when read.
 

@@ -10,9 +10,11 @@ coordinator CPU's) total service time over the simulated interval.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("mcastlab.measure.resources")
@@ -27,6 +29,29 @@ def _cpu_seconds(pid: int | None) -> float | None:
         log.debug("cannot read CPU times of pid %s", pid, exc_info=True)
         return None
     return float(t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0))
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds every thread of process ``pid`` has run so far, in nanoseconds' resolution from
+    ``/proc/PID/task/*/schedstat`` (psutil's user + system count 10 ms clock ticks: too coarse to time a
+    probe of a tenth of a second); psutil where there is no schedstat."""
+    tasks = Path(f"/proc/{pid}/task")
+    total = 0
+    if tasks.is_dir():
+        for task in tasks.iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that ended meanwhile
+    return total / 1e9 if total > 0 else _cpu_seconds(pid)
+
+
+def usable_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity; all of them off Linux)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass

@@ -40,6 +40,9 @@ from bisect import bisect_right
 from mcastlab.errors import ConfigError, RuntimeMisuseError, UnsupportedError
 from mcastlab.sim.queue import FcfsServer
 
+_KEEP = 4096  # intervals kept per member before the oldest half may be forgotten
+_MARGIN = 1.0  # seconds: work admitted for an instant never lies further back than this behind new work
+
 
 class _Member:
     """A member server's admitted work as intervals, in admission order (FCFS on one server: starts
@@ -62,10 +65,6 @@ class _Member:
             del starts[: _KEEP // 2], ends[: _KEEP // 2]
         starts.append(start)
         ends.append(end)
-
-
-_KEEP = 4096  # intervals kept per member before the oldest half may be forgotten
-_MARGIN = 1.0  # seconds: work admitted for an instant never lies further back than this behind new work
 
 
 class SimHost:

@@ -261,11 +261,10 @@ class OpsMixin:
             msg=msg,
         )
         if then is not None:
-            reached = codes[codes < UNKNOWN_CODE]
-            if res.delivered != len(res.statuses):
-                ok = np.fromiter(map(DELIVERED.__eq__, res.statuses.values()), bool, len(res.statuses))
-                reached = codes[ok & (codes < UNKNOWN_CODE)]
-            then(t_end, res, reached)
+            known = codes < UNKNOWN_CODE
+            if res.delivered != len(res.statuses):  # only then is a per-target status worth reading
+                known &= np.fromiter(map(DELIVERED.__eq__, res.statuses.values()), bool, len(res.statuses))
+            then(t_end, res, codes[known])
 
 
 __all__ = ["OpsMixin"]

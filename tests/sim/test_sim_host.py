@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from mcastlab.calibrate_host import host_cores, process_cpu_s
+from mcastlab.calibrate_host import process_cpu_s
 from mcastlab.errors import ConfigError, RuntimeMisuseError, UnsupportedError
+from mcastlab.measure.resources import usable_cpus as host_cores
 from mcastlab.sim import CpuSpec, SimCpu, SimHost
 from mcastlab.sim.calibration import _host
 from mcastlab.sim.queue import FcfsServer
