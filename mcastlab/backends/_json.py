@@ -76,35 +76,36 @@ class LazyMetadata(Mapping[str, Any]):
 
 def live_offsets(rows: list[Any], now: float, lapsed: list[bytes] | None = None,
                  packed: bool = False) -> list[int] | range:
-    """Offsets of the rows (member, metadata, registered_at, expires_at, ...; or ``packed``: member,
-    ``b"<expires_at> <registered_at> <metadata>"``, ...) whose hash exists and whose deadline is after
-    ``now``. ``lapsed``: the members whose deadline had passed, read with the rows; when it is empty and
-    every hash exists, every row is live and no deadline is parsed (parsing costs ~0.2 µs a row, which an
-    enumerate of 10**4 rows pays on the coordinator's one core)."""
-    step = 2 if packed else 4
-    if lapsed is not None and not lapsed and None not in rows[1::step]:
+    """Offsets of the rows (member, metadata, registered_at, expires_at, ...; or ``packed``: one
+    ``b"<member> <expires_at> <registered_at> <metadata>"`` per row) whose hash exists and whose deadline
+    is after ``now``. ``lapsed``: the members whose deadline had passed, read with the rows; when it is
+    empty and every row exists, every row is live and no deadline is parsed (parsing costs ~0.2 µs a row,
+    which an enumerate of 10**4 rows pays on the coordinator's one core)."""
+    step = 1 if packed else 4
+    if lapsed is not None and not lapsed and None not in (rows if packed else rows[1::4]):
         return range(0, len(rows), step)
     if packed:
-        return [i for i in range(0, len(rows), 2)
-                if (v := rows[i + 1]) is not None and (not (e := v[:v.index(b" ")]) or float(e) > now)]
+        return [i for i, v in enumerate(rows)
+                if v is not None and (not (e := unpack_row(v)[3]) or float(e) > now)]
     return [i for i in range(0, len(rows), 4)
             if rows[i + 1] is not None and (not (e := rows[i + 3]) or float(e) > now)]
 
 
-def unpack_row(v: bytes) -> tuple[bytes, bytes, bytes]:
-    """A packed row ``b"<expires_at> <registered_at> <metadata>"`` as (metadata, registered_at,
-    expires_at)."""
+def unpack_row(v: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """A packed row ``b"<member> <expires_at> <registered_at> <metadata>"`` as (member, metadata,
+    registered_at, expires_at)."""
     a = v.index(b" ")
     b = v.index(b" ", a + 1)
-    return v[b + 1:], v[a + 1:b], v[:a]
+    c = v.index(b" ", b + 1)
+    return v[:a], v[c + 1:], v[b + 1:c], v[a + 1:b]
 
 
 class RowsView(Sequence[Identity]):
     """The live matches of an exact-plan enumerate as a read-only sequence built when read.
 
     ``rows`` is the server's flat reply (member, metadata JSON, registered_at, expires_at, ...; or
-    ``packed``: member, row, ... — see :func:`unpack_row`); ``keep`` the offsets of the rows alive at the
-    query's instant. Its length is known at once; each Identity
+    ``packed``: one row per identity — see :func:`unpack_row`); ``keep`` the offsets of the rows alive at
+    the query's instant. Its length is known at once; each Identity
     (with :class:`LazyMetadata`) is made when accessed, so an enumerate whose caller only counts or reads a
     few matches costs little more than the reply itself. A snapshot: the reply never changes.
     """
@@ -121,10 +122,11 @@ class RowsView(Sequence[Identity]):
 
     def _one(self, at: int) -> Identity:
         rows = self._rows
-        tok = rows[at].decode()
         if self._packed:
-            m, r, e = unpack_row(rows[at + 1])
+            t, m, r, e = unpack_row(rows[at])
+            tok = t.decode()
         else:
+            tok = rows[at].decode()
             m, r, e = rows[at + 1], rows[at + 2], rows[at + 3]
         return Identity(tok if "%" not in tok else decode_token(tok), LazyMetadata(m), float(r),
                         float(e) if e else None)

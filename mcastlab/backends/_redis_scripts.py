@@ -5,9 +5,12 @@ the deadline sorted set and of index sets are *encoded* identity names, so a scr
 identity's key as ``base .. 'id:' .. member``. Times arrive as strings formatted by Python (``repr``) and
 are only compared (``tonumber``), never formatted by Lua, so no precision is lost. The identity hash holds
 ``m`` (metadata JSON), ``r`` (registered_at), ``e`` (expires_at, ``''`` for never), ``x`` (its index
-key suffixes, newline separated), so a script can always remove exactly the index entries it added, and
-``v``, the row an enumerate reads — ``e .. ' ' .. r .. ' ' .. m`` — so that ``SORT ... GET`` looks up one
-field per identity instead of three (written by ``upsert`` and ``touch``, the only writers of ``e``).
+key suffixes, newline separated), so a script can always remove exactly the index entries it added. Beside
+it, the STRING ``base .. 'row:' .. member`` holds the row an enumerate reads — ``member .. ' ' .. e .. ' '
+.. r .. ' ' .. m`` — so that ``SORT ... GET`` looks up one string per identity: half the server CPU of a
+hash field plus ``GET #`` (measured: ~0.5 vs ~1.0 µs per row), and one reply element per row instead of two.
+``upsert`` and ``touch`` (the only writers of ``e``) write it with the hash's safety TTL; every script that
+deletes the hash deletes it too.
 
 Two keys serve the expiry claim. ``base .. 'lapsed'`` is a LIST of ``"<deadline> <member>"``: a register
 that finds its name stored but past its deadline (lapsed, not yet swept) starts a new lifetime in place, so
@@ -51,22 +54,35 @@ if (not exists) or old[2] ~= ARGV[8] then
   end
   for s in string.gmatch(ARGV[8], '[^\\n]+') do redis.call('SADD', base .. s, member) end
 end
-redis.call('HSET', key, 'm', ARGV[2], 'r', ARGV[3], 'e', ARGV[4], 'x', ARGV[8],
-           'v', ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. ARGV[2])
+redis.call('HSET', key, 'm', ARGV[2], 'r', ARGV[3], 'e', ARGV[4], 'x', ARGV[8])
 redis.call('ZADD', z, ARGV[5], member)
-if ARGV[9] == '0' then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ARGV[9]) end
+local row = member .. ' ' .. ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. ARGV[2]
+if ARGV[9] == '0' then
+  redis.call('PERSIST', key)
+  redis.call('SET', base .. 'row:' .. member, row)
+else
+  redis.call('PEXPIRE', key, ARGV[9])
+  redis.call('SET', base .. 'row:' .. member, row, 'PX', ARGV[9])
+end
 return {is_new, exists and 0 or 1}
 """
 
-# KEYS: id key, deadline zset. ARGV: member, expires_at, score, now, safety TTL ms.
+# KEYS: id key, deadline zset. ARGV: member, expires_at, score, now, safety TTL ms, base.
 # Returns {metadata, registered_at} of the live identity, or nil if absent/expired.
 TOUCH = """
 local v = redis.call('HMGET', KEYS[1], 'm', 'r', 'e')
 if not v[1] then return false end
 if v[3] ~= '' and tonumber(v[3]) <= tonumber(ARGV[4]) then return false end
-redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', ARGV[2] .. ' ' .. v[2] .. ' ' .. v[1])
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-if ARGV[5] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+local row = ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. v[2] .. ' ' .. v[1]
+if ARGV[5] == '0' then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('SET', ARGV[6] .. 'row:' .. ARGV[1], row)
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('SET', ARGV[6] .. 'row:' .. ARGV[1], row, 'PX', ARGV[5])
+end
 return {v[1], v[2]}
 """
 
@@ -74,6 +90,7 @@ return {v[1], v[2]}
 REMOVE = """
 local x = redis.call('HGET', KEYS[1], 'x')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', ARGV[2] .. 'row:' .. ARGV[1])
 if not x then return 0 end
 for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', ARGV[2] .. s, ARGV[1]) end
 redis.call('DEL', KEYS[1])
@@ -129,6 +146,7 @@ if want > 0 then
     local m = got[i]
     local key = base .. 'id:' .. m
     removed = removed + redis.call('ZREM', z, m)
+    redis.call('DEL', base .. 'row:' .. m)
     local x = redis.call('HGET', key, 'x')
     if x then
       for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', base .. s, m) end

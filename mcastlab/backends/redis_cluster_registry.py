@@ -234,7 +234,7 @@ class RedisClusterRegistry:
         score = "+inf" if expires_at is None else repr(expires_at)
         res = await self._live().call(slot, "EVALSHA", SHA["touch"], 2, key, self.keys.zkeys[k], member,
                                       "" if expires_at is None else repr(expires_at), score, repr(now),
-                                      ttl_ms(expires_at, now, self._grace))
+                                      ttl_ms(expires_at, now, self._grace), self.keys.bases[k])
         if res is None:
             return None
         self._watch.note(slot, ("t", k, member, expires_at, None))

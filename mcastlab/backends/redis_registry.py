@@ -10,6 +10,7 @@ several of them atomically (and a cluster spreads *registries*, not identities, 
     base + "z"                      ZSET  member = encoded identity, score = deadline (+inf: never expires)
     base + "id:" + enc(identity)    HASH  m = metadata JSON, r = registered_at, e = expires_at ("" = never),
                                           x = this identity's index key suffixes, newline separated
+    base + "row:" + enc(identity)   STRING "<enc(identity)> <e> <r> <m>": the row an enumerate reads
     base + "ix:" + enc(field) + ":" + enc(token)
                                     SET   encoded identities whose top-level ``field`` has index token
                                           ``token`` (e.g. ``s:online``, ``n:5``), as mcastlab.filters plans
@@ -45,11 +46,13 @@ caller's ``now``, so it also holds for non-wall clocks); if it ever fires before
 counts the identity, and any index entries it leaves are harmless because query candidates are always
 re-checked against stored metadata.
 
-**Queries.** Rows are read with ``SORT <set> BY nosort GET # GET base+"id:*->v"``: Redis looks every
-member's packed row (``e r m`` in one hash field, see ``_redis_scripts``) up itself (in C, one command),
-far cheaper than a Lua loop or one ``HMGET`` per identity, and one field a row costs Redis about half of
-what three did. Without a usable index plan ``<set>`` is the deadline set ``z`` (every stored
-identity); a plan that is one ``Term`` reads its index set directly; otherwise the filter's plan
+**Queries.** Rows are read with ``SORT <set> BY nosort GET base+"row:*"``: Redis looks every member's
+packed row string (``member e r m``, see ``_redis_scripts``) up itself (in C, one command), far cheaper
+than a Lua loop or one ``HMGET`` per identity; one string a row costs Redis about half of what a hash
+field and ``GET #`` did, and the reply has one element a row. A row string that is missing (its hash's
+safety TTL fired, or it was stored by a version without row strings) makes that query read the hashes
+instead, with the ``fetch`` script. Without a usable index plan ``<set>`` is the deadline set ``z``
+(every stored identity); a plan that is one ``Term`` reads its index set directly; otherwise the filter's plan
 (``Term`` / ``AllOf`` / ``AnyOf``) becomes a postfix program that the ``plan`` script evaluates with
 ``SINTERSTORE`` / ``SUNIONSTORE`` into a throwaway key (random name, one-minute expiry), which is read
 with ``SORT ... GET`` and deleted — three commands sent back to back on one connection. Expired rows
@@ -110,9 +113,8 @@ class RedisRegistry:
         self.prefix = prefix
         self.base = f"{prefix}{{{prefix.rstrip(':') or 'mcast'}}}:"
         self._zkey = self.base + "z"
-        # SORT ... BY nosort GET: the hash fields of every member, read by Redis in C in one command
-        pattern = self.base + "id:*->"
-        self._sort_get = ("BY", "nosort", "GET", "#", "GET", pattern + "v")  # packed rows (_redis_scripts)
+        # SORT ... BY nosort GET: every member's packed row string (_redis_scripts), read by Redis in C
+        self._sort_get = ("BY", "nosort", "GET", self.base + "row:*")
         self._sort_ok = True  # False after a Redis Cluster refused SORT ... GET (see "Queries")
         self._grace = key_grace
         self._claims = ClaimLedger(claim_stale)
@@ -219,7 +221,7 @@ class RedisRegistry:
         res = await self._script(
             "touch", 2, self._key(member), self._zkey, member, "" if expires_at is None else repr(expires_at),
             "+inf" if expires_at is None else repr(expires_at), repr(now),
-            ttl_ms(expires_at, now, self._grace))
+            ttl_ms(expires_at, now, self._grace), self.base)
         if res is None:
             return None
         return Identity(identity_id, MappingProxyType(loads(res[0])), float(res[1]), expires_at)
@@ -248,33 +250,34 @@ class RedisRegistry:
             return None
         return Identity(identity_id, MappingProxyType(loads(m)), float(r), exp)
 
-    def _reader(self, key: str) -> tuple[Any, ...]:
-        """The command returning ``member, v`` (a packed row: see ``_json.unpack_row``) for every member of
-        the set or zset ``key`` — or ``member, m, r, e`` from the Lua fallback."""
-        if self._sort_ok:
+    def _reader(self, key: str, fields: bool = False) -> tuple[Any, ...]:
+        """The command returning one packed row (see ``_json.unpack_row``) for every member of the set or
+        zset ``key`` — or ``member, m, r, e`` read from the hashes (the Lua fallback, or ``fields``)."""
+        if self._sort_ok and not fields:
             return ("SORT", key, *self._sort_get)
         return ("EVALSHA", SCRIPTS["fetch"][0], 1, key, self.base)
 
-    async def _fetch(self, prog: list[str] | None, now: float) -> tuple[Any, list[bytes], bool]:
-        """The candidates' rows (member, packed row, ...; or member, m, r, e, ... from the Lua fallback:
-        the third value says which is packed) and the members whose deadline is at or before ``now``
-        (lapsed, waiting for the sweeper: usually none), read just before them on the same connection: a
-        row lapsed by ``now`` was lapsed then too (deadlines only move later), so it is in that list."""
+    async def _fetch(self, prog: list[str] | None, now: float,
+                     fields: bool = False) -> tuple[Any, list[bytes], bool]:
+        """The candidates' rows (packed rows; or member, m, r, e, ... read from the hashes: the third value
+        says which) and the members whose deadline is at or before ``now`` (lapsed, waiting for the
+        sweeper: usually none), read just before them on the same connection: a row lapsed by ``now`` was
+        lapsed then too (deadlines only move later), so it is in that list."""
         pipe = self._p()
         key = self._zkey if not prog else self.base + prog[1] if len(prog) == 2 else None
         lapsed = ("ZRANGEBYSCORE", self._zkey, "-inf", repr(now))
         for _ in range(3):
             try:
-                packed = self._sort_ok  # SORT ... GET reads packed rows; the Lua fallback four fields
+                packed = self._sort_ok and not fields
                 if key is not None:  # every stored identity (in deadline order), or one index set
-                    dead, rows = await pipe.call_many(lapsed, self._reader(key))
+                    dead, rows = await pipe.call_many(lapsed, self._reader(key, fields))
                     return rows, dead, packed
                 # set algebra into a throwaway key, read it, drop it: back to back on one connection
                 assert prog is not None
                 dest = f"{self.base}tmp:{secrets.token_hex(8)}"
                 dead, _, rows, _ = await pipe.call_many(
-                    lapsed, ("EVALSHA", SCRIPTS["plan"][0], 1, dest, self.base, *prog), self._reader(dest),
-                    ("DEL", dest))
+                    lapsed, ("EVALSHA", SCRIPTS["plan"][0], 1, dest, self.base, *prog),
+                    self._reader(dest, fields), ("DEL", dest))
                 return rows, dead, packed
             except NoScriptError:  # the server restarted or flushed its scripts
                 await self._load_scripts()
@@ -284,22 +287,12 @@ class RedisRegistry:
                 self._sort_ok = False  # Redis Cluster before 8 refuses SORT ... GET: read with Lua instead
         raise BackendError("query failed: Redis kept forgetting the scripts", backend=self.name)
 
-    async def _repack(self, rows: list[Any]) -> None:
-        """Fill in, from its fields, the packed row of each member stored without one (written before rows
-        were packed and not touched since); a member whose hash is gone keeps ``None``."""
-        at = [i for i in range(1, len(rows), 2) if rows[i] is None]
-        fields = await self._p().call_many(
-            *(("HMGET", self._key(rows[i - 1].decode()), "m", "r", "e") for i in at))
-        for i, (m, r, e) in zip(at, fields, strict=True):
-            if m is not None:
-                rows[i] = b" ".join((e or b"", r, m))
-
     async def _rows(self, flt: CompiledFilter, now: float) -> Sequence[Identity]:
         prog = None if flt.matches_all or flt.plan is None else plan_program(flt.plan)
         try:
             rows, lapsed, packed = await self._fetch(prog, now)
-            if packed and None in rows[1::2]:  # gone, or stored before rows were packed: read the fields
-                await self._repack(rows)
+            if packed and None in rows:  # a row string gone (its hash too, or stored before rows were
+                rows, lapsed, packed = await self._fetch(prog, now, fields=True)  # packed): read the hashes
         except McastlabError:
             raise
         except Exception as exc:
@@ -311,16 +304,13 @@ class RedisRegistry:
             return RowsView(rows, live_offsets(rows, now, lapsed, packed), packed)
         out: list[Identity] = []
         append = out.append
-        for i in range(0, len(rows), 2 if packed else 4):
+        for i in range(0, len(rows), 1 if packed else 4):
             if packed:
-                v = rows[i + 1]
-                if v is None:
-                    continue  # a deadline or index entry whose hash is gone (see "safety net")
-                m, r, e = unpack_row(v)
+                t, m, r, e = unpack_row(rows[i])
             else:
-                m, r, e = rows[i + 1], rows[i + 2], rows[i + 3]
+                t, m, r, e = rows[i], rows[i + 1], rows[i + 2], rows[i + 3]
                 if m is None:
-                    continue
+                    continue  # a deadline or index entry whose hash is gone (see "safety net")
             if e:
                 exp: float | None = float(e)
                 if exp <= now:  # type: ignore[operator]
@@ -330,7 +320,7 @@ class RedisRegistry:
             md = loads(m)
             if not pred(md):
                 continue
-            tok = rows[i].decode()
+            tok = t.decode()
             append(Identity(tok if "%" not in tok else decode_token(tok), MappingProxyType(md), float(r),
                             exp))
         return out

@@ -85,8 +85,9 @@ def prefix() -> str:
 async def redis_problems(url: str, base: str) -> list[str]:
     """Every broken invariant of a RedisRegistry's keys under ``base`` (empty list: consistent).
 
-    Each identity hash has its deadline entry (score = ``e``) and is a member of exactly the index sets
-    named in ``x``; every deadline entry and index member has a hash; no temporary key is left over.
+    Each identity hash has its deadline entry (score = ``e``), its row string (``member e r m``) and is a
+    member of exactly the index sets named in ``x``; every deadline entry, row string and index member has
+    a hash; no temporary key is left over.
     """
     import redis.asyncio as aioredis
 
@@ -101,6 +102,9 @@ async def redis_problems(url: str, base: str) -> list[str]:
             want = math.inf if h[b"e"] == b"" else float(h[b"e"])
             if scores.get(member) != want:
                 problems.append(f"{member!r}: deadline entry {scores.get(member)} != e {want}")
+            row = await r.get(b + b"row:" + member)
+            if row != b" ".join((member, h[b"e"], h[b"r"], h[b"m"])):
+                problems.append(f"{member!r}: row string {row!r} does not match its hash")
             for suffix in filter(None, h[b"x"].split(b"\n")):
                 if not await r.sismember(b + suffix, member):
                     problems.append(f"{member!r}: missing from index {suffix!r}")
@@ -108,6 +112,8 @@ async def redis_problems(url: str, base: str) -> list[str]:
             if member not in hashes:
                 problems.append(f"deadline entry {member!r} has no hash")
         for key in keys:
+            if key.startswith(b + b"row:") and key[len(b) + 4:] not in hashes:
+                problems.append(f"row string {key!r} has no hash")
             if key.startswith(b + b"tmp:"):
                 problems.append(f"temporary key left: {key!r}")
             if not key.startswith(b + b"ix"):

@@ -68,18 +68,25 @@ async def test_key_layout_uses_one_hash_tag(redis_server: Any, prefix: str) -> N
         try:
             keys = sorted(k.decode() for k in await r.keys(prefix + "*"))
             base = reg.base
-            assert keys == sorted([f"{base}z", f"{base}id:a%3Ab%7Bc%7D", f"{base}ix:status:s%3Aonline",
-                                   f"{base}ix:n:n%3A5"])
+            assert keys == sorted([f"{base}z", f"{base}id:a%3Ab%7Bc%7D", f"{base}row:a%3Ab%7Bc%7D",
+                                   f"{base}ix:status:s%3Aonline", f"{base}ix:n:n%3A5"])
             assert {k[k.index("{"): k.index("}") + 1] for k in keys} == {f"{{{prefix.rstrip(':')}}}"}
             h = await r.hgetall(f"{base}id:a%3Ab%7Bc%7D")
-            assert set(h) == {b"m", b"r", b"e", b"x", b"v"}
-            assert h[b"v"] == h[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]  # the packed row enumerates read
+            assert set(h) == {b"m", b"r", b"e", b"x"}
+            row = f"{base}row:a%3Ab%7Bc%7D"
+            # the packed row enumerates read
+            assert await r.get(row) == b"a%3Ab%7Bc%7D " + h[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
             assert await r.zscore(f"{base}z", "a%3Ab%7Bc%7D") == float(h[b"e"])
             ttl = await r.pttl(f"{base}id:a%3Ab%7Bc%7D")
             assert 30_000 < ttl <= 3_630_000  # the safety net: deadline plus key_grace
-            await c.heartbeat("a:b{c}", ttl=60)  # a heartbeat moves the deadline in both places
+            assert abs(await r.pttl(row) - ttl) < 1_000  # the row string has the same safety net
+            await c.heartbeat("a:b{c}", ttl=60)  # a heartbeat moves the deadline in all three places
             h2 = await r.hgetall(f"{base}id:a%3Ab%7Bc%7D")
-            assert h2[b"e"] != h[b"e"] and h2[b"v"] == h2[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
+            assert h2[b"e"] != h[b"e"]
+            assert await r.get(row) == b"a%3Ab%7Bc%7D " + h2[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
+            assert await r.pttl(row) > ttl
+            await c.unregister("a:b{c}")
+            assert await r.exists(row, f"{base}id:a%3Ab%7Bc%7D") == 0
         finally:
             await r.aclose()
 
@@ -91,6 +98,7 @@ async def test_no_ttl_identity_has_no_key_expiry(redis_server: Any, prefix: str)
         r = await raw(redis_server.url)
         try:
             assert await r.pttl(f"{reg.base}id:forever") == -1
+            assert await r.pttl(f"{reg.base}row:forever") == -1
             assert await r.zscore(f"{reg.base}z", "forever") == float("inf")
         finally:
             await r.aclose()
@@ -153,7 +161,7 @@ async def test_database_number_is_honoured(redis_server: Any, prefix: str) -> No
     r0, r3 = await raw(redis_server.url, 0), await raw(redis_server.url, 3)
     try:
         assert await r0.keys(prefix + "*") == []
-        assert len(await r3.keys(prefix + "*")) == 2
+        assert len(await r3.keys(prefix + "*")) == 3  # deadline set, hash, row string
     finally:
         await r0.aclose()
         await r3.aclose()
@@ -277,8 +285,8 @@ async def test_both_row_readers_agree(redis_server: Any, prefix: str, reader: st
 
 
 async def test_rows_stored_before_packed_rows_still_enumerate(redis_server: Any, prefix: str) -> None:
-    """An identity written before rows were packed (no ``v`` field) is read from its fields; one whose hash
-    is gone (deadline and index entries left) is still skipped, on exact and full reads alike."""
+    """An identity without a row string (stored by an older version) is read from its hash; one whose hash
+    and row are gone (deadline and index entries left) is still skipped, on exact and full reads alike."""
     reg = RedisRegistry(redis_server.url, prefix=prefix)
     async with coord(reg) as c:
         await c.register("old", {"status": "online", "n": 1}, ttl=30)
@@ -286,8 +294,8 @@ async def test_rows_stored_before_packed_rows_still_enumerate(redis_server: Any,
         await c.register("gone", {"status": "online", "n": 3}, ttl=30)
         r = await raw(redis_server.url)
         try:
-            await r.hdel(f"{reg.base}id:old", "v")
-            await r.delete(f"{reg.base}id:gone")
+            await r.delete(f"{reg.base}row:old")
+            await r.delete(f"{reg.base}id:gone", f"{reg.base}row:gone")
         finally:
             await r.aclose()
         for flt in ({"status": "online"}, None, 'status == "online" and n < 5'):
@@ -298,6 +306,6 @@ async def test_rows_stored_before_packed_rows_still_enumerate(redis_server: Any,
         await c.heartbeat("old", ttl=60)  # a heartbeat writes the packed row again
         r = await raw(redis_server.url)
         try:
-            assert await r.hexists(f"{reg.base}id:old", "v")
+            assert await r.exists(f"{reg.base}row:old")
         finally:
             await r.aclose()
