@@ -25,7 +25,7 @@ from mcastlab.measure.resources import usable_cpus
 from mcastlab.runtime._asyncio import run_blocking
 from mcastlab.sim._calfile import REPO_ROOT, resolve_calibration
 from mcastlab.sim.calibration import build_calibration, fit_cpu, save_calibration
-from mcastlab.sim.models import GapTable
+from mcastlab.sim.models import GapTable, WakeCurve
 from mcastlab.workloads.calibration_load import generator_cpu, measure_idle, recorder_cpu, run_workload
 
 DEFAULT_OUT = REPO_ROOT / "data" / "calibration" / "local.json"
@@ -134,7 +134,7 @@ def _live(
                                 runtime=AsyncioRuntime(), name=f"calibrate-{seed}-idle")
             async with coord:
                 host["nats_cpu_per_msg"] = await nats_cpu_per_message(coord, srv["nats"].pid)
-                return await measure_idle(coord)
+                return await measure_idle(coord, cpu_seconds=time.process_time)
 
         idle_costs = {**run_blocking(idle()), "host": host}
     finally:
@@ -199,6 +199,9 @@ def calibrate(
     timer = GapTable.fit(idle["timer"])  # the generator wakes late from an idle sleep (sim/cpu.py)
     if timer is not None:
         cpu["timer"] = timer.to_dict()
+    wake_cpu = WakeCurve.fit(idle.get("wake_cpu", {}))  # waking from idle costs CPU too (sim/cpu.py)
+    if wake_cpu is not None:
+        cpu["wake_cpu"] = wake_cpu.to_dict()
     data = build_calibration(lat, extras, params={**params, "seed": seed, "blocks": blocks}, servers=versions,
                              cpu=cpu)
     wake = GapTable.fit(idle["wake"])  # a call reaching an idle redis-server is answered late (sim/spec.py)

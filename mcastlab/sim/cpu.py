@@ -50,6 +50,20 @@ The workload scheduler adds it after each idle sleep, so a simulated run has the
 one has. (The registry server's own wake-up is ``registry.wake`` in :mod:`mcastlab.sim.spec`.) Without a
 calibration file there is no such delay.
 
+Waking also costs CPU: measured here, a register issued after the process slept 0.5 / 2 / 5 / 20 ms
+uses ~0.1 / 0.15 / 0.25 / 0.5 ms more process CPU than one issued back to back (the timer's own wake-up,
+then the interpreter running from cold caches on a core that was idle or busy with other processes).
+At 100 req/s that puts a live coordinator at ~3x the CPU per operation its back-to-back calibration
+adds up to; under load the process seldom sleeps and the extra fades. ``wake_cpu`` (written by
+``mcastlab calibrate``: the extra CPU of a register after each gap) is charged to the first work that
+finds the CPU idle, by how long it was idle (a :class:`~mcastlab.sim.models.WakeCurve`)::
+
+    cpu:
+      wake_cpu: {gaps: [0.0005, 0.002, 0.005, 0.02, 0.05], seconds: [1.0e-4, ...]}
+
+Larger operations pay more live than a register does (a multicast to 200 ~1 ms after 10 ms idle); the
+curve is the register's, the commonest operation, and so an approximation for the others.
+
 Work is admitted when it is known: an operation's request-side work at its start, its decode work when
 its reply arrives (``charge`` may be given a time in the future). Admission follows the calls, not
 strictly the instants, so work admitted for a later instant can delay work of an earlier one by up to
@@ -68,7 +82,7 @@ import numpy as np
 
 from mcastlab.errors import ConfigError
 from mcastlab.sim.host import SimHost
-from mcastlab.sim.models import GapSampler, GapTable
+from mcastlab.sim.models import GapSampler, GapTable, WakeCurve
 from mcastlab.sim.queue import FcfsServer
 
 CALL_OPS = ("default", "register", "heartbeat", "unregister", "get", "query", "ids", "count", "claim",
@@ -84,7 +98,7 @@ CPU_DEFAULTS: dict[str, Any] = {
     "per_op": 2.5e-5,
     "per_target": 2.0e-6,
 }
-_KEYS = (*CPU_DEFAULTS, "timer", "host_cores", "registry_cpu", "messaging_cpu")
+_KEYS = (*CPU_DEFAULTS, "timer", "wake_cpu", "host_cores", "registry_cpu", "messaging_cpu")
 
 
 def _seconds(v: Any, path: str) -> float:
@@ -121,6 +135,7 @@ class CpuSpec:
     per_op: float = CPU_DEFAULTS["per_op"]
     per_target: float = CPU_DEFAULTS["per_target"]
     timer: GapTable | None = None
+    wake_cpu: WakeCurve | None = None  # extra CPU of the first work after an idle gap
     host_cores: int | None = None  # the machine's cores, shared with the servers (mcastlab.sim.host)
     registry_cpu: float = 1.0  # registry server: process CPU seconds per second of service
     messaging_cpu: float = 0.0  # messaging server: process CPU seconds per message
@@ -153,7 +168,8 @@ class CpuSpec:
                               f"number > 0 (about 1), got {reg_cpu!r}", key=f"{path}.registry_cpu")
         msg_cpu = _seconds(d.get("messaging_cpu", 0.0), f"{path}.messaging_cpu")
         return cls(cores, processes, call, item, **scalars,
-                   timer=GapTable.from_dict(d.get("timer"), f"{path}.timer"), host_cores=host,
+                   timer=GapTable.from_dict(d.get("timer"), f"{path}.timer"),
+                   wake_cpu=WakeCurve.from_dict(d.get("wake_cpu"), f"{path}.wake_cpu"), host_cores=host,
                    registry_cpu=float(reg_cpu), messaging_cpu=msg_cpu)
 
     @classmethod
@@ -169,6 +185,7 @@ class CpuSpec:
                 "per_message": self.per_message, "per_fanout": self.per_fanout,
                 "per_delivery": self.per_delivery, "per_op": self.per_op, "per_target": self.per_target,
                 **({"timer": self.timer.to_dict()} if self.timer is not None else {}),
+                **({"wake_cpu": self.wake_cpu.to_dict()} if self.wake_cpu is not None else {}),
                 **({"host_cores": self.host_cores, "registry_cpu": self.registry_cpu,
                     "messaging_cpu": self.messaging_cpu} if self.host_cores is not None else {})}
 
@@ -176,14 +193,15 @@ class CpuSpec:
 class SimCpu:
     """One process's CPU: an FCFS queue of ``cores`` servers that backends charge work to."""
 
-    __slots__ = ("_call", "_default", "_item", "_timer", "host", "per_delivery", "per_fanout", "per_message",
-                 "per_op", "per_target", "server", "spec")
+    __slots__ = ("_call", "_default", "_item", "_timer", "_wake", "host", "per_delivery", "per_fanout",
+                 "per_message", "per_op", "per_target", "server", "spec")
 
     def __init__(self, spec: CpuSpec | None = None, rng: np.random.Generator | None = None, *,
                  on_host: bool = True) -> None:
         self.spec = spec = spec if spec is not None else CpuSpec()
         gen = rng if rng is not None else np.random.default_rng(0)
         self._timer = None if spec.timer is None else GapSampler(spec.timer, gen)
+        self._wake = spec.wake_cpu
         self.server = FcfsServer(spec.cores * spec.processes)
         self.host = None if spec.host_cores is None or not on_host else SimHost(spec.host_cores)
         if self.host is not None:
@@ -202,6 +220,8 @@ class SimCpu:
         if seconds <= 0:
             return t
         server = self.server
+        if self._wake is not None and (idle := t - server.first_free) > 0:
+            seconds += self._wake(idle)  # the process slept: waking costs CPU (module docstring)
         if self.host is not None:
             start, held = self.host.admit(server, t, seconds)
             return start + held

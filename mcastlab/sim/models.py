@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import sys
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -282,6 +283,54 @@ class GapTable:
         return {"gaps": list(self.gaps), "quantiles": [list(r) for r in self.quantiles]}
 
 
+@dataclass(frozen=True)
+class WakeCurve:
+    """Extra CPU seconds a process spends on its first work after being idle, by idle gap (seconds,
+    ascending): piecewise linear from (0, 0) through the measured points, flat after the last."""
+
+    gaps: tuple[float, ...]
+    seconds: tuple[float, ...]
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str) -> WakeCurve | None:
+        if d is None:
+            return None
+        if not isinstance(d, Mapping) or set(d) != {"gaps", "seconds"}:
+            raise ConfigError(f"{path} must be a mapping with 'gaps' and 'seconds' (mcastlab calibrate "
+                              f"writes it), got {d!r:.60}", key=path)
+        try:
+            gaps = [float(g) for g in d["gaps"]]
+            secs = [float(v) for v in d["seconds"]]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: gaps and seconds must be numbers", key=path) from None
+        if (not gaps or gaps != sorted(gaps) or gaps[0] <= 0 or len(secs) != len(gaps)
+                or not all(math.isfinite(v) and v >= 0 for v in (*gaps, *secs))):
+            raise ConfigError(f"{path}: gaps must be ascending and > 0, with one CPU seconds >= 0 per gap",
+                              key=path)
+        return cls(tuple(gaps), tuple(secs))
+
+    @classmethod
+    def fit(cls, per_gap: Mapping[float, float]) -> WakeCurve | None:
+        """From the measured extra CPU seconds per gap (negative ones, noise, clipped at 0)."""
+        gaps = sorted(per_gap)
+        if not gaps:
+            return None
+        return cls(tuple(float(g) for g in gaps), tuple(max(0.0, float(per_gap[g])) for g in gaps))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gaps": list(self.gaps), "seconds": list(self.seconds)}
+
+    def __call__(self, idle: float) -> float:
+        gaps, secs = self.gaps, self.seconds
+        if idle <= 0:
+            return 0.0
+        i = bisect_left(gaps, idle)
+        if i == len(gaps):
+            return secs[-1]
+        g0, s0 = (gaps[i - 1], secs[i - 1]) if i else (0.0, 0.0)
+        return s0 + (secs[i] - s0) * (idle - g0) / (gaps[i] - g0)
+
+
 class GapSampler:
     """Draws from a GapTable (inverse CDF of the nearest gap's quantiles)."""
 
@@ -318,6 +367,7 @@ __all__ = [
     "LogNormal",
     "Model",
     "Sampler",
+    "WakeCurve",
     "fit_lognormal",
     "parse_model",
 ]

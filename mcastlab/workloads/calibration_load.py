@@ -217,11 +217,14 @@ def recorder_cpu(n: int = 2000, reps: int = 20) -> float:
 IDLE_GAPS = (0.0005, 0.002, 0.005, 0.02, 0.05)  # seconds of idleness the wake-up tables are measured at
 
 
-async def measure_idle(coord: Any, *, reps: int = 60, gaps: Sequence[float] = IDLE_GAPS) -> dict[str, Any]:
+async def measure_idle(coord: Any, *, reps: int = 60, gaps: Sequence[float] = IDLE_GAPS,
+                       cpu_seconds: Callable[[], float] | None = None) -> dict[str, Any]:
     """What idleness costs this process (``sim/cpu.py``: the ``wake`` and ``timer`` tables), live.
 
     ``wake[gap]``: how much longer a register takes after sleeping ``gap`` than back to back;
-    ``timer[gap]``: how late the workload scheduler (:class:`Context`) runs callbacks spaced ``gap`` apart.
+    ``timer[gap]``: how late the workload scheduler (:class:`Context`) runs callbacks spaced ``gap`` apart;
+    ``wake_cpu[gap]`` (with ``cpu_seconds``): how much more process CPU a register uses after sleeping
+    ``gap`` than back to back (the sleep's own wake-up included).
     """
     from mcastlab.measure.recorder import Recorder
     from mcastlab.workloads.context import Context
@@ -233,21 +236,29 @@ async def measure_idle(coord: Any, *, reps: int = 60, gaps: Sequence[float] = ID
         await coord.register(f"idle-{i}", {"k": 1})
         base.append(rt.now() - t0)
     ref = float(np.median(base))
+    cpu = cpu_seconds or (lambda: 0.0)
+    c0 = cpu()
+    for i in range(reps):  # back to back again: the same re-registers as after each gap below
+        await coord.register(f"idle-{i}", {"k": 1})
+    warm = (cpu() - c0) / reps
     wake: dict[float, list[float]] = {}
     timer: dict[float, list[float]] = {}
+    wake_cpu: dict[float, float] = {}
     for gap in gaps:
+        c0 = cpu()
         for i in range(reps):
             await rt.sleep(gap)
             t0 = rt.now()
             await coord.register(f"idle-{i}", {"k": 1})
             wake.setdefault(gap, []).append(rt.now() - t0 - ref)
+        wake_cpu[gap] = (cpu() - c0) / reps - warm
         ctx = Context(coordinator=coord, seed=0, recorder=Recorder(), duration=1e9, ttl=None, agents="none")
         lags = timer.setdefault(gap, [])
         first = 0.02
         for k in range(reps):
             ctx.at(first + k * gap, lambda t, lags=lags, ctx=ctx: lags.append(ctx.now() - t))
         await ctx.run_loop(first + reps * gap + 1.0)
-    return {"wake": wake, "timer": timer}
+    return {"wake": wake, "timer": timer, **({"wake_cpu": wake_cpu} if cpu_seconds is not None else {})}
 
 
 def _pool_server_register(extras: dict[str, Any], weights: list[int]) -> None:

@@ -43,6 +43,8 @@ def test_calibration_round_trip_live_to_sim(tmp_path: Path) -> None:
         assert m["n"] >= QUICK["reps"] // 2 and 0 < m["p50"] <= m["p99"]
         assert m["lognormal"]["median"] > 0
     assert data["server_s_per_op"]["register"] > 0  # Redis' own busy time per register
+    wake = data["sim"]["cpu"]["wake_cpu"]  # the extra CPU of a register after each idle gap
+    assert len(wake["gaps"]) == len(wake["seconds"]) >= 3 and all(s >= 0 for s in wake["seconds"])
     spec = SimSpec.from_dict({"calibration": str(path)})
     assert isinstance(spec.registry.model("network", "register"), Empirical)
     assert spec.messaging.per_message.median() > 0

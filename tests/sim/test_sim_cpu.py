@@ -160,3 +160,67 @@ def test_a_publish_fan_out_ends_after_this_process_read_its_agents_receipts(
     fan_out = rt.run(body())
     slow = max(per_delivery, per_message)
     assert fan_out == pytest.approx(n * slow + 2e-4, rel=0.1)  # the slower pipeline, then one delivery
+
+
+def test_the_wake_curve_interpolates_from_zero_and_is_flat_after_the_last_gap() -> None:
+    from mcastlab.sim.models import WakeCurve
+
+    w = WakeCurve.fit({0.002: 1e-4, 0.02: 4e-4, 0.005: -1e-6})
+    assert w is not None and w.gaps == (0.002, 0.005, 0.02) and w.seconds == (1e-4, 0.0, 4e-4)  # noise -> 0
+    w = WakeCurve.from_dict({"gaps": [0.002, 0.02], "seconds": [1e-4, 4e-4]}, "w")
+    assert w is not None and WakeCurve.from_dict(w.to_dict(), "w") == w
+    assert w(0.0) == 0.0 and w(-1.0) == 0.0
+    assert w(0.001) == pytest.approx(5e-5)  # half the first gap: half its extra
+    assert w(0.011) == pytest.approx(2.5e-4)  # midway between the two points
+    assert w(1.0) == pytest.approx(4e-4)
+    assert WakeCurve.fit({}) is None
+
+
+@pytest.mark.parametrize("bad", [{"gaps": [0.01]}, {"gaps": [0.02, 0.01], "seconds": [0, 0]},
+                                 {"gaps": [0.0], "seconds": [0]}, {"gaps": [0.01], "seconds": [-1e-4]},
+                                 {"gaps": [0.01], "seconds": [1, 2]}, {"gaps": ["x"], "seconds": [0]}, 3])
+def test_wake_cpu_is_validated(bad: Any) -> None:
+    with pytest.raises(ConfigError, match="cpu.wake_cpu"):
+        CpuSpec.from_dict({"wake_cpu": bad})
+
+
+def test_work_finding_the_cpu_idle_pays_the_wake_cost_and_work_finding_it_busy_does_not() -> None:
+    spec = CpuSpec.from_dict({"wake_cpu": {"gaps": [0.01], "seconds": [1e-3]}})
+    cpu = SimCpu(spec)
+    assert cpu.charge(0.005, 1e-4) == pytest.approx(0.005 + 5e-4 + 1e-4)  # idle 5 ms since t=0
+    assert cpu.charge(0.005, 1e-4) == pytest.approx(0.005 + 5e-4 + 2e-4)  # queued behind it: no wake
+    done = 0.005 + 5e-4 + 2e-4
+    assert cpu.charge(done + 0.02, 1e-4) == pytest.approx(done + 0.02 + 1e-3 + 1e-4)  # long idle: flat
+    assert cpu.server.busy == pytest.approx(3e-4 + 5e-4 + 1e-3)  # the wake-ups are busy CPU time
+    plain = SimCpu(CpuSpec())
+    assert plain.charge(0.005, 1e-4) == pytest.approx(0.005 + 1e-4)  # no curve: no wake cost
+    assert CpuSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_sparse_load_costs_more_cpu_per_operation_than_a_dense_one_with_wake_cpu() -> None:
+    """The same 200 registers, back to back vs 10 ms apart: with the curve the sparse run uses more CPU per
+    operation, by the curve's value at its idle gap; without it both use the same."""
+    def cpu_per_op(gap: float, wake: dict[str, Any] | None) -> float:
+        cfg: dict[str, Any] = {"per_op": 0.0}
+        if wake is not None:
+            cfg["wake_cpu"] = wake
+        reg, msg = make_sim_backends({**NO_SERVER, "cpu": cfg}, rng=np.random.default_rng(1))
+        rt = SimPyRuntime(simpy.Environment())
+        c = Coordinator(Config(max_identities=None, auto_sweep=False), registry=reg, messaging=msg, runtime=rt)
+
+        async def main() -> float:
+            async with c:
+                before = reg.cpu.server.busy
+                for i in range(200):
+                    if gap:
+                        await rt.sleep(gap)
+                    await c.register(f"d{i}", {"g": 1})
+                return (reg.cpu.server.busy - before) / 200
+
+        return rt.run(main())
+
+    curve = {"gaps": [0.001, 0.02], "seconds": [1e-4, 5e-4]}
+    assert cpu_per_op(0.0, None) == pytest.approx(cpu_per_op(0.01, None))
+    dense, sparse = cpu_per_op(0.0, curve), cpu_per_op(0.01, curve)
+    assert dense == pytest.approx(cpu_per_op(0.0, None), rel=0.02)
+    assert sparse - dense == pytest.approx(1e-4 + 4e-4 * 9 / 19, rel=0.02)
