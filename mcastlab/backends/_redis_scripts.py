@@ -5,12 +5,18 @@ the deadline sorted set and of index sets are *encoded* identity names, so a scr
 identity's key as ``base .. 'id:' .. member``. Times arrive as strings formatted by Python (``repr``) and
 are only compared (``tonumber``), never formatted by Lua, so no precision is lost. The identity hash holds
 ``m`` (metadata JSON), ``r`` (registered_at), ``e`` (expires_at, ``''`` for never), ``x`` (its index
-key suffixes, newline separated), so a script can always remove exactly the index entries it added. Beside
-it, the STRING ``base .. 'row:' .. member`` holds the row an enumerate reads — ``member .. ' ' .. e .. ' '
-.. r .. ' ' .. m`` — so that ``SORT ... GET`` looks up one string per identity: half the server CPU of a
-hash field plus ``GET #`` (measured: ~0.5 vs ~1.0 µs per row), and one reply element per row instead of two.
-``upsert`` and ``touch`` (the only writers of ``e``) write it with the hash's safety TTL; every script that
-deletes the hash deletes it too.
+key suffixes, newline separated), so a script can always remove exactly the index entries it added (a
+copy of ``x`` in the HASH ``base .. 'xs'``, member -> x, has no safety TTL, so the claim cleans up even
+after the hash's TTL fired).
+
+**Rows.** What an enumerate reads of an identity is its *row*, ``member .. ' ' .. e .. ' ' .. r .. ' ' ..
+m``, kept in the HASH ``base .. 'rows'`` (member -> row: every stored identity) and in one *row hash*
+per index set, ``base .. 'r' .. suffix`` beside ``base .. suffix`` (the same members, with their rows), so
+that a read is one ``HVALS``: Redis walks one hash instead of looking every member's key up (measured
+with 4,000 rows among 60,000 other keys: 0.20 µs of Redis CPU a row against 0.83-1.08 for ``SORT ...
+GET`` of one string per identity). ``upsert`` and ``touch`` (the only writers of ``e``) write the row
+into ``rows`` and every row hash of the identity's index sets; every script that removes an index entry
+removes its row, and the claim and unregister remove all of them.
 
 Two keys serve the expiry claim. ``base .. 'lapsed'`` is a LIST of ``"<deadline> <member>"``: a register
 that finds its name stored but past its deadline (lapsed, not yet swept) starts a new lifetime in place, so
@@ -33,6 +39,7 @@ UPSERT = """
 local key, z, member, base = KEYS[1], KEYS[2], ARGV[1], ARGV[10]
 local old = redis.call('HMGET', key, 'e', 'x')
 local exists = old[2] ~= false
+local oldx = old[2] or redis.call('HGET', base .. 'xs', member)
 if (not exists) and ARGV[7] == '-2' then return {-2, 0} end
 local is_new = 1
 if exists and (old[1] == '' or tonumber(old[1]) > tonumber(ARGV[6])) then is_new = 0 end
@@ -48,51 +55,54 @@ if is_new == 1 then
     redis.call('RPUSH', base .. 'lapsed', lapsed .. ' ' .. member)
   end
 end
-if (not exists) or old[2] ~= ARGV[8] then
-  if exists then
-    for s in string.gmatch(old[2], '[^\\n]+') do redis.call('SREM', base .. s, member) end
+if oldx ~= ARGV[8] then
+  if oldx then
+    for s in string.gmatch(oldx, '[^\\n]+') do
+      redis.call('SREM', base .. s, member)
+      redis.call('HDEL', base .. 'r' .. s, member)
+    end
   end
   for s in string.gmatch(ARGV[8], '[^\\n]+') do redis.call('SADD', base .. s, member) end
 end
+local row = member .. ' ' .. ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. ARGV[2]
+for s in string.gmatch(ARGV[8], '[^\\n]+') do redis.call('HSET', base .. 'r' .. s, member, row) end
+redis.call('HSET', base .. 'rows', member, row)
+redis.call('HSET', base .. 'xs', member, ARGV[8])
 redis.call('HSET', key, 'm', ARGV[2], 'r', ARGV[3], 'e', ARGV[4], 'x', ARGV[8])
 redis.call('ZADD', z, ARGV[5], member)
-local row = member .. ' ' .. ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. ARGV[2]
-if ARGV[9] == '0' then
-  redis.call('PERSIST', key)
-  redis.call('SET', base .. 'row:' .. member, row)
-else
-  redis.call('PEXPIRE', key, ARGV[9])
-  redis.call('SET', base .. 'row:' .. member, row, 'PX', ARGV[9])
-end
+if ARGV[9] == '0' then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ARGV[9]) end
 return {is_new, exists and 0 or 1}
 """
 
 # KEYS: id key, deadline zset. ARGV: member, expires_at, score, now, safety TTL ms, base.
 # Returns {metadata, registered_at} of the live identity, or nil if absent/expired.
 TOUCH = """
-local v = redis.call('HMGET', KEYS[1], 'm', 'r', 'e')
+local v = redis.call('HMGET', KEYS[1], 'm', 'r', 'e', 'x')
 if not v[1] then return false end
 if v[3] ~= '' and tonumber(v[3]) <= tonumber(ARGV[4]) then return false end
 redis.call('HSET', KEYS[1], 'e', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local row = ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. v[2] .. ' ' .. v[1]
-if ARGV[5] == '0' then
-  redis.call('PERSIST', KEYS[1])
-  redis.call('SET', ARGV[6] .. 'row:' .. ARGV[1], row)
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  redis.call('SET', ARGV[6] .. 'row:' .. ARGV[1], row, 'PX', ARGV[5])
-end
+redis.call('HSET', ARGV[6] .. 'rows', ARGV[1], row)
+for s in string.gmatch(v[4], '[^\\n]+') do redis.call('HSET', ARGV[6] .. 'r' .. s, ARGV[1], row) end
+if ARGV[5] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
 return {v[1], v[2]}
 """
 
 # KEYS: id key, deadline zset. ARGV: member, base. Returns 1 if the identity was stored.
 REMOVE = """
-local x = redis.call('HGET', KEYS[1], 'x')
+local stored = redis.call('HGET', KEYS[1], 'x')
+local x = stored or redis.call('HGET', ARGV[2] .. 'xs', ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', ARGV[2] .. 'row:' .. ARGV[1])
-if not x then return 0 end
-for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', ARGV[2] .. s, ARGV[1]) end
+redis.call('HDEL', ARGV[2] .. 'rows', ARGV[1])
+redis.call('HDEL', ARGV[2] .. 'xs', ARGV[1])
+if x then
+  for s in string.gmatch(x, '[^\\n]+') do
+    redis.call('SREM', ARGV[2] .. s, ARGV[1])
+    redis.call('HDEL', ARGV[2] .. 'r' .. s, ARGV[1])
+  end
+end
+if not stored then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 """
@@ -146,12 +156,16 @@ if want > 0 then
     local m = got[i]
     local key = base .. 'id:' .. m
     removed = removed + redis.call('ZREM', z, m)
-    redis.call('DEL', base .. 'row:' .. m)
-    local x = redis.call('HGET', key, 'x')
+    local x = redis.call('HGET', key, 'x') or redis.call('HGET', base .. 'xs', m)
+    redis.call('HDEL', base .. 'rows', m)
+    redis.call('HDEL', base .. 'xs', m)
     if x then
-      for s in string.gmatch(x, '[^\\n]+') do redis.call('SREM', base .. s, m) end
-      redis.call('DEL', key)
+      for s in string.gmatch(x, '[^\\n]+') do
+        redis.call('SREM', base .. s, m)
+        redis.call('HDEL', base .. 'r' .. s, m)
+      end
     end
+    redis.call('DEL', key)
     out[#out + 1] = m
     out[#out + 1] = got[i + 1]
   end
@@ -210,8 +224,21 @@ return 0
 """
 
 
+# KEYS: a set of encoded identities (a plan's result). ARGV: base. Returns the row of every member (nil if it
+# has none), read from the rows hash with HMGET in chunks (Lua's unpack has a stack limit).
+ROWS = """
+local members = redis.call('SMEMBERS', KEYS[1])
+local rows, out = ARGV[1] .. 'rows', {}
+for i = 1, #members, 1000 do
+  local got = redis.call('HMGET', rows, unpack(members, i, math.min(i + 999, #members)))
+  for k = 1, #got do out[#out + 1] = got[k] end
+end
+return out
+"""
+
 # KEYS: a set or sorted set of encoded identities. ARGV: base. Returns {member, m, r, e, ...} for every
-# member (nil fields if its hash is gone): SORT ... GET's rows, for servers that refuse GET patterns.
+# member (nil fields if its hash is gone), read from the identity hashes: the reads' fallback when rows
+# are missing (stored by a version without row hashes), and RedisClusterRegistry's reader.
 FETCH = """
 local base = ARGV[1]
 local members
@@ -282,7 +309,7 @@ def sha1(body: str) -> str:
 SCRIPTS = {name: (sha1(body), body) for name, body in (
     ("upsert", UPSERT), ("touch", TOUCH), ("remove", REMOVE), ("claim", CLAIM), ("claim_ack", CLAIM_ACK),
     ("plan", PLAN),
-    ("fetch", FETCH), ("ids", IDS),
+    ("fetch", FETCH), ("rows", ROWS), ("ids", IDS),
 )}
 
 __all__ = ["SCRIPTS", "sha1"]

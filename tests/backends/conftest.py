@@ -85,9 +85,9 @@ def prefix() -> str:
 async def redis_problems(url: str, base: str) -> list[str]:
     """Every broken invariant of a RedisRegistry's keys under ``base`` (empty list: consistent).
 
-    Each identity hash has its deadline entry (score = ``e``), its row string (``member e r m``) and is a
-    member of exactly the index sets named in ``x``; every deadline entry, row string and index member has
-    a hash; no temporary key is left over.
+    Each identity hash has its deadline entry (score = ``e``), its row (``member e r m``) in ``rows`` and
+    in the row hash of each index set named in ``x`` (``xs`` holding ``x``), and is a member of exactly
+    those index sets; every deadline entry, row and index member has a hash; no temporary key is left.
     """
     import redis.asyncio as aioredis
 
@@ -102,18 +102,27 @@ async def redis_problems(url: str, base: str) -> list[str]:
             want = math.inf if h[b"e"] == b"" else float(h[b"e"])
             if scores.get(member) != want:
                 problems.append(f"{member!r}: deadline entry {scores.get(member)} != e {want}")
-            row = await r.get(b + b"row:" + member)
-            if row != b" ".join((member, h[b"e"], h[b"r"], h[b"m"])):
-                problems.append(f"{member!r}: row string {row!r} does not match its hash")
+            row = b" ".join((member, h[b"e"], h[b"r"], h[b"m"]))
+            if await r.hget(b + b"rows", member) != row:
+                problems.append(f"{member!r}: its row in rows does not match its hash")
+            if await r.hget(b + b"xs", member) != h[b"x"]:
+                problems.append(f"{member!r}: xs does not hold its x")
             for suffix in filter(None, h[b"x"].split(b"\n")):
                 if not await r.sismember(b + suffix, member):
                     problems.append(f"{member!r}: missing from index {suffix!r}")
+                if await r.hget(b + b"r" + suffix, member) != row:
+                    problems.append(f"{member!r}: its row in the row hash of {suffix!r} does not match")
         for member in scores:
             if member not in hashes:
                 problems.append(f"deadline entry {member!r} has no hash")
+        for key in (b + b"rows", b + b"xs"):
+            for member in await r.hkeys(key):
+                if member not in hashes:
+                    problems.append(f"{key!r} holds {member!r}, which has no hash")
         for key in keys:
-            if key.startswith(b + b"row:") and key[len(b) + 4:] not in hashes:
-                problems.append(f"row string {key!r} has no hash")
+            index = key[:len(b)] + key[len(b) + 1:]  # a row hash (rix...) holds exactly its index set
+            if key.startswith(b + b"rix") and set(await r.hkeys(key)) != set(await r.smembers(index)):
+                problems.append(f"row hash {key!r} and its index set differ")
             if key.startswith(b + b"tmp:"):
                 problems.append(f"temporary key left: {key!r}")
             if not key.startswith(b + b"ix"):

@@ -68,25 +68,29 @@ async def test_key_layout_uses_one_hash_tag(redis_server: Any, prefix: str) -> N
         try:
             keys = sorted(k.decode() for k in await r.keys(prefix + "*"))
             base = reg.base
-            assert keys == sorted([f"{base}z", f"{base}id:a%3Ab%7Bc%7D", f"{base}row:a%3Ab%7Bc%7D",
-                                   f"{base}ix:status:s%3Aonline", f"{base}ix:n:n%3A5"])
+            assert keys == sorted([f"{base}z", f"{base}id:a%3Ab%7Bc%7D", f"{base}rows", f"{base}xs",
+                                   f"{base}ix:status:s%3Aonline", f"{base}ix:n:n%3A5",
+                                   f"{base}rix:status:s%3Aonline", f"{base}rix:n:n%3A5"])
             assert {k[k.index("{"): k.index("}") + 1] for k in keys} == {f"{{{prefix.rstrip(':')}}}"}
             h = await r.hgetall(f"{base}id:a%3Ab%7Bc%7D")
             assert set(h) == {b"m", b"r", b"e", b"x"}
-            row = f"{base}row:a%3Ab%7Bc%7D"
-            # the packed row enumerates read
-            assert await r.get(row) == b"a%3Ab%7Bc%7D " + h[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
-            assert await r.zscore(f"{base}z", "a%3Ab%7Bc%7D") == float(h[b"e"])
+            member = "a%3Ab%7Bc%7D"
+            row_keys = [f"{base}rows", f"{base}rix:status:s%3Aonline", f"{base}rix:n:n%3A5"]
+            want = member.encode() + b" " + h[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
+            for key in row_keys:  # the packed row enumerates read, in every row hash of the identity
+                assert await r.hget(key, member) == want, key
+            assert await r.hget(f"{base}xs", member) == h[b"x"]
+            assert await r.zscore(f"{base}z", member) == float(h[b"e"])
             ttl = await r.pttl(f"{base}id:a%3Ab%7Bc%7D")
             assert 30_000 < ttl <= 3_630_000  # the safety net: deadline plus key_grace
-            assert abs(await r.pttl(row) - ttl) < 1_000  # the row string has the same safety net
-            await c.heartbeat("a:b{c}", ttl=60)  # a heartbeat moves the deadline in all three places
+            await c.heartbeat("a:b{c}", ttl=60)  # a heartbeat moves the deadline everywhere
             h2 = await r.hgetall(f"{base}id:a%3Ab%7Bc%7D")
             assert h2[b"e"] != h[b"e"]
-            assert await r.get(row) == b"a%3Ab%7Bc%7D " + h2[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
-            assert await r.pttl(row) > ttl
+            moved = member.encode() + b" " + h2[b"e"] + b" " + h[b"r"] + b" " + h[b"m"]
+            for key in row_keys:
+                assert await r.hget(key, member) == moved, key
             await c.unregister("a:b{c}")
-            assert await r.exists(row, f"{base}id:a%3Ab%7Bc%7D") == 0
+            assert await r.keys(prefix + "*") == []  # nothing left behind
         finally:
             await r.aclose()
 
@@ -98,7 +102,6 @@ async def test_no_ttl_identity_has_no_key_expiry(redis_server: Any, prefix: str)
         r = await raw(redis_server.url)
         try:
             assert await r.pttl(f"{reg.base}id:forever") == -1
-            assert await r.pttl(f"{reg.base}row:forever") == -1
             assert await r.zscore(f"{reg.base}z", "forever") == float("inf")
         finally:
             await r.aclose()
@@ -161,7 +164,7 @@ async def test_database_number_is_honoured(redis_server: Any, prefix: str) -> No
     r0, r3 = await raw(redis_server.url, 0), await raw(redis_server.url, 3)
     try:
         assert await r0.keys(prefix + "*") == []
-        assert len(await r3.keys(prefix + "*")) == 3  # deadline set, hash, row string
+        assert len(await r3.keys(prefix + "*")) == 4  # deadline set, hash, rows, xs
     finally:
         await r0.aclose()
         await r3.aclose()
@@ -267,12 +270,14 @@ async def test_tls_connection_to_a_real_tls_port(start_server: Any, prefix: str,
         await RedisRegistry(url, prefix=prefix, connect_timeout=1).open()
 
 
-@pytest.mark.parametrize("reader", ["sort", "lua"])
+@pytest.mark.parametrize("reader", ["rows", "hashes"])
 async def test_both_row_readers_agree(redis_server: Any, prefix: str, reader: str) -> None:
-    """SORT ... GET, and the Lua fallback used where Redis Cluster refuses GET patterns."""
+    """The row hashes, and the fallback that reads the identity hashes (rows stored by an older version)."""
     reg = RedisRegistry(redis_server.url, prefix=prefix)
     async with coord(reg, default_ttl=60) as c:
-        reg._sort_ok = reader == "sort"
+        if reader == "hashes":
+            fetch = reg._fetch
+            reg._fetch = lambda prog, now, fields=False: fetch(prog, now, fields=True)  # type: ignore[method-assign]
         for i in range(30):
             await c.register(f"d{i}", {"a": i % 3, "b": i % 4}, ttl=0.001 if i % 5 == 0 else 60)
         await c.unregister("d1")
@@ -284,18 +289,22 @@ async def test_both_row_readers_agree(redis_server: Any, prefix: str, reader: st
             assert sorted(i.id for i in await c.enumerate(flt)) == want, flt
 
 
-async def test_rows_stored_before_packed_rows_still_enumerate(redis_server: Any, prefix: str) -> None:
-    """An identity without a row string (stored by an older version) is read from its hash; one whose hash
-    and row are gone (deadline and index entries left) is still skipped, on exact and full reads alike."""
+async def test_missing_rows_and_rows_of_an_expired_hash_are_handled(redis_server: Any, prefix: str) -> None:
+    """An identity without rows (stored by a version without row hashes) is read from its hash; one whose
+    hash's safety TTL fired (its deadline long past) is skipped, and the claim then removes every entry
+    it left (its index sets and rows say nothing of it any more)."""
     reg = RedisRegistry(redis_server.url, prefix=prefix)
-    async with coord(reg) as c:
+    async with coord(reg, auto_sweep=False) as c:
         await c.register("old", {"status": "online", "n": 1}, ttl=30)
         await c.register("new", {"status": "online", "n": 2}, ttl=30)
-        await c.register("gone", {"status": "online", "n": 3}, ttl=30)
+        await c.register("gone", {"status": "online", "n": 3}, ttl=0.001)
+        await asyncio.sleep(0.01)
+        b = reg.base
         r = await raw(redis_server.url)
         try:
-            await r.delete(f"{reg.base}row:old")
-            await r.delete(f"{reg.base}id:gone", f"{reg.base}row:gone")
+            await r.hdel(f"{b}rows", "old")
+            await r.hdel(f"{b}rix:status:s%3Aonline", "old")
+            await r.delete(f"{b}id:gone")  # as if its safety-net TTL had fired
         finally:
             await r.aclose()
         for flt in ({"status": "online"}, None, 'status == "online" and n < 5'):
@@ -303,9 +312,13 @@ async def test_rows_stored_before_packed_rows_still_enumerate(redis_server: Any,
             assert got == {"old": {"status": "online", "n": 1}, "new": {"status": "online", "n": 2}}, flt
         old = next(i for i in await c.enumerate({"status": "online"}) if i.id == "old")
         assert old.expires_at is not None and old.registered_at <= old.expires_at
-        await c.heartbeat("old", ttl=60)  # a heartbeat writes the packed row again
+        await c.heartbeat("old", ttl=60)  # a heartbeat writes the rows again
+        assert await c.sweep() == 1  # gone's lifetime, claimed without its hash
         r = await raw(redis_server.url)
         try:
-            assert await r.exists(f"{reg.base}row:old")
+            assert await r.hexists(f"{b}rows", "old") and await r.hexists(f"{b}rix:status:s%3Aonline", "old")
+            for key in ("rows", "xs", "rix:status:s%3Aonline", "rix:n:n%3A3"):
+                assert not await r.hexists(f"{b}{key}", "gone"), key
+            assert not await r.sismember(f"{b}ix:status:s%3Aonline", "gone")
         finally:
             await r.aclose()

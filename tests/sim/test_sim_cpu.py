@@ -206,7 +206,8 @@ def test_a_sparse_load_costs_more_cpu_per_operation_than_a_dense_one_with_wake_c
             cfg["wake_cpu"] = wake
         reg, msg = make_sim_backends({**NO_SERVER, "cpu": cfg}, rng=np.random.default_rng(1))
         rt = SimPyRuntime(simpy.Environment())
-        c = Coordinator(Config(max_identities=None, auto_sweep=False), registry=reg, messaging=msg, runtime=rt)
+        c = Coordinator(Config(max_identities=None, auto_sweep=False), registry=reg, messaging=msg,
+                        runtime=rt)
 
         async def main() -> float:
             async with c:
