@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mcastlab.calibrate_host import ServerCpu, nats_cpu_per_message
+from mcastlab.calibrate_host import ServerCpu, nats_cpu_per_message, redis_command_usec
 from mcastlab.errors import BackendUnavailableError, McastlabError, UnsupportedError
 from mcastlab.measure.resources import usable_cpus
 from mcastlab.runtime._asyncio import run_blocking
@@ -52,19 +52,6 @@ def _live_classes() -> tuple[Any, Any]:
             f"{exc}. Install the live extras (pip install -e '.[live]') or wait until they land"
         ) from None
     return RedisRegistry, NatsMessaging
-
-
-def _redis_busy_usec(url: str) -> Callable[[], float]:
-    """A callable returning Redis' cumulative command time in microseconds (INFO commandstats)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-
-    def busy() -> float:
-        stats = client.info("commandstats")
-        return float(sum(v.get("usec", 0) for k, v in stats.items() if k != "cmdstat_info"))
-
-    return busy
 
 
 def _merge(runs: Sequence[tuple[dict[str, list[float]], dict[str, Any]]]) -> tuple[dict[str, Any], ...]:
@@ -109,7 +96,7 @@ def _live(
     try:
         urls = {k: s.url for k, s in srv.items()}
         versions = {k: f"{s.version} @ {s.url}" for k, s in srv.items()}
-        busy = _redis_busy_usec(urls["redis"])
+        busy = redis_command_usec(urls["redis"])
 
         async def one(run: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
             coord = Coordinator(

@@ -11,13 +11,38 @@ the CPU each server process burns, so the simulation can share the cores between
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from mcastlab.backends._redis_scripts import SCRIPTS
 from mcastlab.measure.resources import process_cpu_seconds
 
 PROBE_IDS = 2000  # recipients of the nats-server probe's fan-outs
 PROBE_REPS = 50  # 100,000 messages: well above the 10 ms resolution of a process's CPU clock
+
+
+# Redis counts a command a script runs twice in INFO commandstats: in its own entry and in the script's
+# EVALSHA time. The commands the registry only ever runs inside its scripts are left out of the busy time;
+# the few it also sends itself stay in (double-counting a few µs of a script that runs them).
+SENT_DIRECTLY = {"hmget", "zrangebyscore", "smembers", "del", "zcount"}
+ONLY_IN_SCRIPTS = {name.lower() for _, body in SCRIPTS.values()
+                   for name in re.findall(r"'([A-Z]{3,})'", body)} - SENT_DIRECTLY  # (+ WITHSCORES...)
+
+
+def redis_command_usec(url: str) -> Callable[[], float]:
+    """A callable returning Redis' cumulative command time in microseconds (INFO commandstats), each
+    script's nested commands counted once (in its EVALSHA)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    skip = {f"cmdstat_{c}" for c in ONLY_IN_SCRIPTS} | {"cmdstat_info"}
+
+    def busy() -> float:
+        stats = client.info("commandstats")
+        return float(sum(v.get("usec", 0) for k, v in stats.items() if k not in skip))
+
+    return busy
 
 
 def process_cpu_s(pid: int) -> float:
@@ -59,4 +84,5 @@ async def nats_cpu_per_message(coord: Any, nats_pid: int) -> float:
     return used / sent if sent else 0.0
 
 
-__all__ = ["PROBE_IDS", "PROBE_REPS", "ServerCpu", "nats_cpu_per_message", "process_cpu_s"]
+__all__ = ["PROBE_IDS", "PROBE_REPS", "ServerCpu", "nats_cpu_per_message", "process_cpu_s",
+           "redis_command_usec"]

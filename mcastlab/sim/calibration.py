@@ -201,13 +201,18 @@ def fit_sim(
     # has passed on every message and the process has read its agents' receipts (the flush reply comes
     # behind them): its slope per message is the client's framing plus the slower of the server's work and
     # the agent's (per_delivery, modelled apart). So the slope bounds the server's share from below only
-    # when the server is the slower; the fan-out with nobody listening bounds it in any case.
+    # when the server is the slower; the fan-out with nobody listening bounds it in any case, and when it
+    # was measured it is the server's share: the other bound is a small difference of two large, noisy
+    # figures (measured here: 30.4 µs a message with agents, less 23.0 of their CPU, gave 6.6 µs a message
+    # where the bare fan-out costs 2.7 in all), which made the simulated server the bottleneck.
     def slope(key: str) -> float:
         return (fmed[f"{key}_{n}"] - fmed[f"{key}_{n_small}"]) / (n - n_small)
 
     pub = "fanout_publish"
-    bare = slope("fanout_bare") - c_msg if f"fanout_bare_{n}" in fmed else 0.0
-    c_pub = max(1e-8, bare, slope(pub) - c_msg - c_del)
+    if f"fanout_bare_{n}" in fmed:
+        c_pub = max(1e-8, slope("fanout_bare") - c_msg)
+    else:
+        c_pub = max(1e-8, slope(pub) - c_msg - c_del)
     c_req = max(1e-7, slope("fanout_ack") - c_msg - c_del)
     flush = fan[f"{pub}_{n}"] - (max(c_pub, c_del) + c_msg) * n - c_fan
     deliveries = np.asarray(extras.get(f"delivery_publish_{n_small}") or [6.6e-4])

@@ -55,8 +55,11 @@ uses ~0.1 / 0.15 / 0.25 / 0.5 ms more process CPU than one issued back to back (
 then the interpreter running from cold caches on a core that was idle or busy with other processes).
 At 100 req/s that puts a live coordinator at ~3x the CPU per operation its back-to-back calibration
 adds up to; under load the process seldom sleeps and the extra fades. ``wake_cpu`` (written by
-``mcastlab calibrate``: the extra CPU of a register after each gap) is charged to the first work that
-finds the CPU idle, by how long it was idle (a :class:`~mcastlab.sim.models.WakeCurve`)::
+``mcastlab calibrate``: the extra CPU of a register after each gap) is charged to the CPU when the load
+generator wakes from an idle sleep, by how long the CPU was idle (a
+:class:`~mcastlab.sim.models.WakeCurve`); a process kept busy fires its timers without sleeping and pays
+nothing. Waits for a reply inside an operation are not charged: the back-to-back timings the other costs
+come from already contain them (and a socket wake-up is cheaper than a timer's)::
 
     cpu:
       wake_cpu: {gaps: [0.0005, 0.002, 0.005, 0.02, 0.05], seconds: [1.0e-4, ...]}
@@ -220,8 +223,6 @@ class SimCpu:
         if seconds <= 0:
             return t
         server = self.server
-        if self._wake is not None and (idle := t - server.first_free) > 0:
-            seconds += self._wake(idle)  # the process slept: waking costs CPU (module docstring)
         if self.host is not None:
             start, held = self.host.admit(server, t, seconds)
             return start + held
@@ -236,14 +237,18 @@ class SimCpu:
         """How long the CPU has been idle at ``t`` (<= 0: busy, or work already queued past ``t``)."""
         return t - self.server.first_free
 
+    def wake_cost(self, t: float) -> float:
+        """CPU seconds the generator's wake-up at ``t`` costs, the process having been idle until then."""
+        return 0.0 if self._wake is None else self._wake(self.idle_for(t))
+
     def timer_lag(self, t: float) -> float:
         """How late a callback scheduled for ``t`` runs, the generator having slept through an idle gap."""
         return 0.0 if self._timer is None else self._timer(self.idle_for(t))
 
     @property
     def models_idle(self) -> bool:
-        """True when the calibration measured the generator's idle wake-up (the ``timer`` table)."""
-        return self._timer is not None
+        """True when the calibration measured the generator's idle wake-up (``timer`` or ``wake_cpu``)."""
+        return self._timer is not None or self._wake is not None
 
     def call(self, op: str) -> float:
         """Fixed client work of one registry call of kind ``op``."""

@@ -145,7 +145,9 @@ class Context(OpsMixin):
                 self._sleep_until = t
                 await runtime.sleep(delay)
                 if cpu is not None:  # sim: the generator wakes late from an idle sleep, as live (sim/cpu.py)
-                    late = cpu.timer_lag(runtime.now())
+                    woke = runtime.now()
+                    late = cpu.timer_lag(woke)
+                    cpu.charge(woke, cpu.wake_cost(woke))  # and waking costs CPU
                     if late > 0:
                         await runtime.sleep(late)
                 self._sleep_until = -np.inf

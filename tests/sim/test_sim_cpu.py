@@ -184,44 +184,47 @@ def test_wake_cpu_is_validated(bad: Any) -> None:
         CpuSpec.from_dict({"wake_cpu": bad})
 
 
-def test_work_finding_the_cpu_idle_pays_the_wake_cost_and_work_finding_it_busy_does_not() -> None:
+def test_the_wake_cost_is_the_curve_at_the_cpus_idle_time() -> None:
     spec = CpuSpec.from_dict({"wake_cpu": {"gaps": [0.01], "seconds": [1e-3]}})
     cpu = SimCpu(spec)
-    assert cpu.charge(0.005, 1e-4) == pytest.approx(0.005 + 5e-4 + 1e-4)  # idle 5 ms since t=0
-    assert cpu.charge(0.005, 1e-4) == pytest.approx(0.005 + 5e-4 + 2e-4)  # queued behind it: no wake
-    done = 0.005 + 5e-4 + 2e-4
-    assert cpu.charge(done + 0.02, 1e-4) == pytest.approx(done + 0.02 + 1e-3 + 1e-4)  # long idle: flat
-    assert cpu.server.busy == pytest.approx(3e-4 + 5e-4 + 1e-3)  # the wake-ups are busy CPU time
-    plain = SimCpu(CpuSpec())
-    assert plain.charge(0.005, 1e-4) == pytest.approx(0.005 + 1e-4)  # no curve: no wake cost
+    assert cpu.models_idle and cpu.wake_cost(0.005) == pytest.approx(5e-4)  # idle 5 ms since t=0
+    assert cpu.charge(0.005, 1e-4) == pytest.approx(0.005 + 1e-4)  # work itself pays no wake-up
+    assert cpu.wake_cost(0.005) == 0.0  # busy: a timer fires without sleeping
+    assert cpu.wake_cost(0.005 + 1e-4 + 0.02) == pytest.approx(1e-3)  # long idle: flat after the last gap
+    assert SimCpu(CpuSpec()).wake_cost(1.0) == 0.0  # no curve: no wake cost
     assert CpuSpec.from_dict(spec.to_dict()) == spec
 
 
-def test_a_sparse_load_costs_more_cpu_per_operation_than_a_dense_one_with_wake_cpu() -> None:
-    """The same 200 registers, back to back vs 10 ms apart: with the curve the sparse run uses more CPU per
-    operation, by the curve's value at its idle gap; without it both use the same."""
-    def cpu_per_op(gap: float, wake: dict[str, Any] | None) -> float:
-        cfg: dict[str, Any] = {"per_op": 0.0}
-        if wake is not None:
-            cfg["wake_cpu"] = wake
-        reg, msg = make_sim_backends({**NO_SERVER, "cpu": cfg}, rng=np.random.default_rng(1))
-        rt = SimPyRuntime(simpy.Environment())
-        c = Coordinator(Config(max_identities=None, auto_sweep=False), registry=reg, messaging=msg,
-                        runtime=rt)
+def _generator_cpu(gap: float, wake: dict[str, Any] | None, n: int = 200) -> float:
+    """CPU busy seconds per callback of a load generator (Context) firing ``n`` empty callbacks ``gap``
+    apart on a simulated coordinator."""
+    from mcastlab.measure.recorder import Recorder
+    from mcastlab.workloads.context import Context
 
-        async def main() -> float:
-            async with c:
-                before = reg.cpu.server.busy
-                for i in range(200):
-                    if gap:
-                        await rt.sleep(gap)
-                    await c.register(f"d{i}", {"g": 1})
-                return (reg.cpu.server.busy - before) / 200
+    cfg: dict[str, Any] = {"per_op": 0.0}
+    if wake is not None:
+        cfg["wake_cpu"] = wake
+    reg, msg = make_sim_backends({**NO_SERVER, "cpu": cfg}, rng=np.random.default_rng(1))
+    rt = SimPyRuntime(simpy.Environment())
+    c = Coordinator(Config(max_identities=None, auto_sweep=False), registry=reg, messaging=msg, runtime=rt)
 
-        return rt.run(main())
+    async def main() -> float:
+        async with c:
+            ctx = Context(coordinator=c, seed=0, recorder=Recorder(), duration=1e9, ttl=None, agents="none",
+                          cpu=reg.cpu)
+            for k in range(n):
+                ctx.at(0.01 + k * gap, lambda t: None)
+            before = reg.cpu.server.busy
+            await ctx.run_loop(0.01 + n * gap + 1.0)
+            return (reg.cpu.server.busy - before) / n
 
+    return rt.run(main())
+
+
+def test_the_generator_waking_from_an_idle_sleep_costs_the_curve_and_a_busy_one_nothing() -> None:
+    """Callbacks 10 ms apart on an idle CPU: each wake-up costs the curve at 10 ms; back to back (all at
+    one instant) the generator sleeps once, until the first; without a curve nothing is charged."""
     curve = {"gaps": [0.001, 0.02], "seconds": [1e-4, 5e-4]}
-    assert cpu_per_op(0.0, None) == pytest.approx(cpu_per_op(0.01, None))
-    dense, sparse = cpu_per_op(0.0, curve), cpu_per_op(0.01, curve)
-    assert dense == pytest.approx(cpu_per_op(0.0, None), rel=0.02)
-    assert sparse - dense == pytest.approx(1e-4 + 4e-4 * 9 / 19, rel=0.02)
+    assert _generator_cpu(0.01, curve) == pytest.approx(1e-4 + 4e-4 * 9 / 19, rel=0.05)
+    assert _generator_cpu(0.0, curve) == pytest.approx(_generator_cpu(0.01, curve) / 200, rel=0.05)
+    assert _generator_cpu(0.01, None) == 0.0
