@@ -128,8 +128,9 @@ for k, cap in capacity.items():
 # %% [markdown]
 # The two disagree by more than an order of magnitude where it matters most here: the pinned model
 # charges the registry **0.8 µs of server time per pipelined heartbeat**, the calibration measured
-# **about 13 µs** (about 21 µs for a single heartbeat call) — so the pinned model put the saturation of
-# one Redis some fifteen times too far out. (The messaging server's cost per message is a fraction of a
+# **about 18 µs** (about 43 µs for a single heartbeat call: a heartbeat rewrites the identity's row in the
+# registry's row hashes, which is what makes enumerates cheap) — so the pinned model put the saturation
+# of one Redis some twenty times too far out. (The messaging server's cost per message is a fraction of a
 # microsecond: NATS is never the bottleneck of this workload.) Capacity conclusions must rest on measured
 # costs, so **this notebook uses the shipped calibration**. `sim-model.yaml` stays, because notebooks 01, 03, 04 and 06 still use it: they pin a
 # model so that their stored outputs change only when that file does, and their questions (the API
@@ -406,9 +407,10 @@ print(f"notebook ran in ~{time.perf_counter() - t_notebook:.0f} s of wall time")
 # the enumerate p99 grows in proportion to the fleet: the computed summary above lists, from the
 # three-seed intervals, the fleet sizes at which it lies below and entirely above the scenario's 10 ms
 # target and the spec's 20 ms alert, and where the interval straddles a target (more seeds needed
-# before calling it). At a million sensors the answers are 10⁵ rows; Redis' single thread spends a tenth
-# to a third of a second on each, and heartbeat batches queued behind them wait close to the 1 s
-# client timeout although the server is busy less than half the time. Separately, heartbeats alone saturate one
+# before calling it). At a million sensors the answers are 10⁵ rows; each costs Redis' single thread
+# some 20 ms and the coordinator's decoding about as much again, and heartbeat batches queued behind
+# them wait about half a second at p99 (a wide interval over three seeds) although the server is busy a
+# third of the time. Separately, heartbeats alone saturate one
 # Redis at its calibrated capacity (heartbeats per second, printed in the model section): sensors ÷
 # heartbeat interval is the number to keep well below it per registry server. To grow:
 # count or page instead of enumerating large answers, and shard the registry (notebook 07).

@@ -77,9 +77,10 @@ workdir = Path(tempfile.mkdtemp(prefix="mcastlab-nb05-"))          # calibration
 #   operations at two population sizes, fitted as a cost per call plus a cost per item; the generator's
 #   and recorder's costs come from small benchmarks of that code.
 # * **`registry-server`** — Redis' own busy time per command, read from **`INFO commandstats`** (the
-#   server's microseconds per command) around the same batches.
-# * **`messaging-server`** — NATS' cost per message: the slope of a fan-out's duration with its size,
-#   net of the client's CPU per message; a fan-out's flush round trip is the residual. A publish
+#   server's microseconds per command, a script's nested commands counted once) around the same batches.
+# * **`messaging-server`** — NATS' cost per message: the slope of a fan-out's duration with its size
+#   when nobody listens, net of the client's CPU per message; a fan-out's flush round trip is the
+#   residual. A publish
 #   fan-out's flush completes only after this process has read its own agents' receipts (the server's
 #   reply comes behind them on the connection).
 #
@@ -88,7 +89,9 @@ workdir = Path(tempfile.mkdtemp(prefix="mcastlab-nb05-"))          # calibration
 # measured at gaps of 0.5, 2, 5, 20 and 50 ms: `registry.wake`, how much later a register is answered
 # after sleeping that long than back to back (the server and this process wake up), and `cpu.timer`,
 # how late the load generator's callbacks run when spaced that far apart (epoll's 1 ms granularity plus
-# the wake-up). What none of this can see: **other processes competing for the machine's cores.** On
+# the wake-up); and waking costs CPU (`cpu.wake_cpu`: how much more process CPU a register uses after
+# sleeping that long than back to back, charged when the simulated generator wakes). What none of this
+# can see: **other processes competing for the machine's cores.** On
 # this shared 2-core VM they come and go, and neither the calibration nor the simulator knows about them.
 #
 # `calibrate` drives its own event loop, so inside Jupyter — which already runs one — we call it on a
@@ -232,7 +235,7 @@ print("cleaned up:", not workdir.exists())
 # and per target, measured as `process_time` around batches), Redis (its own per-command time from
 # `INFO commandstats`) and NATS (the fan-out slope) — shares the machine's cores between the three (each
 # server's process CPU measured by the calibration) and adds the measured cost of idleness (a server
-# and a timer that wake late after 0.5–50 ms gaps). In six runs of this comparison on this VM, at
+# and a timer that wake late after 0.5–50 ms gaps, and the CPU that waking costs). In six runs of this comparison on this VM, at
 # 150 req/s live and sim were both healthy every time, the sim's p50s within −30 % to +60 % of live
 # (usually a little optimistic) and its p99s within −40 % to +70 %, all a few milliseconds. At 400 req/s
 # both stayed healthy while the machine was quiet, but in the runs where other processes took about one
@@ -240,14 +243,14 @@ print("cleaned up:", not workdir.exists())
 # 2-core VM other processes compete for the cores, and neither the calibration nor the simulation can
 # see them (the table above shows how much CPU they took during each live run), which is why the live
 # p99 is noisy from run to run. The busiest resource is the coordinator process, live in every run and
-# in sim in all but one (where the calibration put the fan-out's cost per message on NATS instead of
-# this process's CPU: a few µs either way, a noisy split at these sizes); it is far from saturated here.
-# But at 150 req/s the simulated coordinator CPU was busy only a quarter to two thirds of what psutil
-# measured live, so part of the live process's CPU lies outside the calibrated operations, and the sim
-# would place the CPU's knee at too high a rate. So trust the calibrated sim for medians and for the
-# verdict at moderate load, give its p99s and its knee a wide margin, re-calibrate on the machine you
-# care about, and confirm the rates that matter live with `mcastlab calibrate --validate-load` on a
-# quiet machine. (Done that way for the shipped calibration — 20 s per run at 50 to 450 req/s on this
-# VM — live and sim agreed up to 250 req/s, both healthy; from 350–400 req/s live broke down near the end
-# of each run, as the registered population grew, and the simulation only from 500: it is optimistic
-# past live's knee. The README's "What the simulator models" has the table.)
+# in sim in all but one earlier run (where the calibration put the fan-out's cost per message on NATS
+# instead: a noisy split, since fixed by taking NATS' share from a fan-out nobody listens to); it is far
+# from saturated here. Before the wake-up CPU was modelled, the simulated coordinator CPU was busy only a
+# quarter to two thirds of what psutil measured live at 150 req/s; with it, 0.7–0.9 at 50 to 500 req/s
+# in the runs behind the README's table. So trust the calibrated sim for medians and for the verdict,
+# give its p99s a margin, re-calibrate on the machine you care about, and confirm the rates that matter
+# live with `mcastlab calibrate --validate-load` on a quiet machine. (Done that way for the shipped
+# calibration — 20 s per run at 50 to 650 req/s on this VM — live and sim were both healthy from 50 to
+# 500 req/s and both overloaded at 600 and 650; at 550 the sim failed (enumerate and multicast p99 158
+# and 234 ms) where live just passed (multicast p99 96 ms): near the knee the sim errs a little on the
+# safe side. The README's "What the simulator models" has the table.)

@@ -255,19 +255,17 @@ print(f"Processes alone ({SHARDS[0]} x {PROCESSES[-1]}): coordinator CPU {base['
 # ## Answer
 #
 # On the calibrated model, what hurts a million sensors at 1 × 1 is **head-of-line blocking on the
-# one registry server**: its single thread scans 10⁵-row dashboard answers while heartbeat batches wait
-# behind them, and their p99s come close to the 1 s client timeout although the server is busy less
-# than half the time. The computed lines above give each point's figures and whether they move beyond
-# what three seeds of the 1 × 1 point spread over. **Shards** are what helps: they divide the
-# registry's load (busy per shard falls by the shard count) and each scan, and the p99s fall by half or
-# more from 3 shards on. Shards then leave the coordinator's CPU as the busiest resource at one process
-# (heartbeat p99 still about 0.25 s); **coordinator processes** divide that, so shards and processes
-# together do best (6 × 3: heartbeat p99 under 0.1 s).
-# Processes alone barely help while the registry is the bottleneck (heartbeat p99 about 0.4 s, the
-# enumerates as slow). **Nothing here brings an
-# enumerate near its target**: one query's 10⁵ rows must still be scanned, travel to and be decoded by
-# one process, so the dashboards stay seven to sixteen times above the 10 ms target at every point — a
-# million-sensor fleet needs answers that do not grow with it (counts, pages, or dashboards over
-# aggregates). And this 2-core machine cannot show any of it live:
+# one registry server**: its single thread reads 10⁵-row dashboard answers while heartbeat batches wait
+# behind them, and their p99s reach a quarter to most of a second (over three seeds) although the
+# server is busy a third of the time. The computed lines above give each point's figures and whether
+# they move beyond what three seeds of the 1 × 1 point spread over. **Shards** divide the registry's
+# load (busy per shard falls by the shard count) and each answer: the heartbeat p99 falls by about a
+# third and the enumerates' p50 by a third from 3 shards on, which leaves the coordinator's CPU the
+# busiest resource at one process. **Coordinator processes** divide that, and alone they already help
+# a little (1 × 6: heartbeat p99 about 0.16 s); shards and processes together do best (6 × 3: heartbeat
+# p99 under 0.1 s). **Nothing here brings an enumerate near its target**: one query's 10⁵ rows must
+# still be read, travel to and be decoded by one process, so the dashboards stay four to seven times
+# above the 10 ms target at every point — a million-sensor fleet needs answers that do not grow with it
+# (counts, pages, or dashboards over aggregates). And this 2-core machine cannot show any of it live:
 # replicas and servers would share the same two cores, so it shows the model, and how to run live
 # replicas where there are cores for them.
