@@ -84,6 +84,7 @@ redis.call('HSET', KEYS[1], 'e', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local row = ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. v[2] .. ' ' .. v[1]
 redis.call('HSET', ARGV[6] .. 'rows', ARGV[1], row)
+redis.call('HSET', ARGV[6] .. 'xs', ARGV[1], v[4])  -- (an identity stored before xs existed gets it here)
 for s in string.gmatch(v[4], '[^\\n]+') do redis.call('HSET', ARGV[6] .. 'r' .. s, ARGV[1], row) end
 if ARGV[5] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
 return {v[1], v[2]}
@@ -172,7 +173,7 @@ if want > 0 then
 end
 if #out > 0 then
   redis.call('HSET', reg, claimer, ARGV[5] .. ' ' .. ARGV[1])
-  redis.call('RPUSH', mine, unpack(out))
+  for i = 1, #out, 1000 do redis.call('RPUSH', mine, unpack(out, i, math.min(i + 999, #out))) end
 end
 table.insert(out, 1, removed)
 table.insert(out, 1, ARGV[5])

@@ -48,20 +48,19 @@ caller's ``now``, so it also holds for non-wall clocks); if it ever fires before
 counts the identity, and any index entries it leaves are harmless because query candidates are always
 re-checked against stored metadata.
 
-**Queries.** What an enumerate reads of an identity is its row (``member e r m``, see
-``_redis_scripts``), kept in the ``rows`` hash and in each index set's row hash, so a read is one
-``HVALS``: Redis walks one hash rather than looking every member's key up (0.20 µs of Redis CPU a row
-against 0.83-1.08 for ``SORT ... GET`` of one key per identity, 4,000 rows among 60,000 other keys).
-Without a usable index plan the read is ``HVALS rows`` (every stored identity); a plan that is one
-``Term`` reads its index set's row hash; each is sent with the size of its set (``ZCARD`` / ``SCARD``)
-on the same connection, and a row hash of another size (rows stored by a version without row hashes)
-makes that query read the identity hashes instead (the ``fetch`` script). Otherwise the filter's plan
-(``Term`` / ``AllOf`` / ``AnyOf``) becomes a postfix program that the ``plan`` script evaluates with
-``SINTERSTORE`` / ``SUNIONSTORE`` into a throwaway key (random name, one-minute expiry), whose members'
-rows the ``rows`` script reads (``HMGET``) before the key is deleted — three commands sent back to back
-on one connection. Expired rows (``e <= now``) are dropped and the full predicate is checked client-side
-on the candidates. Every key of a registry shares its hash tag, so all of this also runs on one node of
-a Redis Cluster.
+**Queries.** What an enumerate reads of an identity is its row (``member e r m``, see ``_redis_scripts``),
+kept in the ``rows`` hash and in each index set's row hash, so a read is one ``HVALS``: Redis walks one hash
+rather than looking every member's key up (0.20 µs of Redis CPU a row against 0.83-1.08 for ``SORT ... GET``
+of one key per identity, 4,000 rows among 60,000 other keys). Without a usable index plan the read is
+``HVALS rows`` (every stored identity); a plan that is one ``Term`` reads its index set's row hash; each is
+sent with the size of its set (``ZCARD`` / ``SCARD``) in one ``MULTI``/``EXEC`` with the lapsed members, and
+a row hash of another size (rows stored by a version without row hashes) makes that query read the identity
+hashes instead (the ``fetch`` script). Otherwise the filter's plan (``Term`` / ``AllOf`` / ``AnyOf``)
+becomes a postfix program that the ``plan`` script evaluates with ``SINTERSTORE`` / ``SUNIONSTORE`` into a
+throwaway key (random name, one-minute expiry), whose members' rows the ``rows`` script reads (``HMGET``)
+before the key is deleted — three commands sent back to back on one connection. Expired rows (``e <= now``)
+are dropped and the full predicate is checked client-side on the candidates. Every key of a registry shares
+its hash tag, so all of this also runs on one node of a Redis Cluster.
 
 **Throughput.** All commands go through an auto-pipeline (``_redis_pipe.AutoPipeline``): concurrent calls
 share pipelines on a few dedicated connections instead of paying one round trip each.
@@ -276,7 +275,9 @@ class RedisRegistry:
                     fetch = ("EVALSHA", SCRIPTS["fetch"][0], 1, key, self.base)
                     dead, rows = await pipe.call_many(lapsed, fetch)
                     return rows, dead, False
-                dead, n, rows = await pipe.call_many(lapsed, (size, key), ("HVALS", rowkey))
+                # in one transaction: no write lands between the lapsed members, the size and the rows
+                *_, (dead, n, rows) = await pipe.call_many(
+                    ("MULTI",), lapsed, (size, key), ("HVALS", rowkey), ("EXEC",))
                 return (rows if len(rows) == n else None), dead, True
             except NoScriptError:  # the server restarted or flushed its scripts
                 await self._load_scripts()

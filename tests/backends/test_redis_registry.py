@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 import pytest
@@ -304,6 +305,7 @@ async def test_missing_rows_and_rows_of_an_expired_hash_are_handled(redis_server
         try:
             await r.hdel(f"{b}rows", "old")
             await r.hdel(f"{b}rix:status:s%3Aonline", "old")
+            await r.hdel(f"{b}xs", "old")
             await r.delete(f"{b}id:gone")  # as if its safety-net TTL had fired
         finally:
             await r.aclose()
@@ -317,8 +319,23 @@ async def test_missing_rows_and_rows_of_an_expired_hash_are_handled(redis_server
         r = await raw(redis_server.url)
         try:
             assert await r.hexists(f"{b}rows", "old") and await r.hexists(f"{b}rix:status:s%3Aonline", "old")
+            assert await r.hget(f"{b}xs", "old") == b"ix:status:s%3Aonline\nix:n:n%3A1"  # by the heartbeat
             for key in ("rows", "xs", "rix:status:s%3Aonline", "rix:n:n%3A3"):
                 assert not await r.hexists(f"{b}{key}", "gone"), key
             assert not await r.sismember(f"{b}ix:status:s%3Aonline", "gone")
         finally:
             await r.aclose()
+
+
+async def test_a_claim_past_luas_unpack_limit_is_recorded_whole(redis_server: Any, prefix: str) -> None:
+    """A claim batch of 4,500 expiries (9,000 list items, past Lua's unpack limit) is recorded for its
+    acknowledgement in chunks, and every identity is claimed exactly once."""
+    reg = RedisRegistry(redis_server.url, prefix=prefix)
+    async with coord(reg, auto_sweep=False) as c:
+        names = [f"e{i}" for i in range(4500)]
+        for k in range(0, len(names), 500):
+            await asyncio.gather(*(c.register(x, {"k": 1}, ttl=0.001) for x in names[k:k + 500]))
+        await asyncio.sleep(0.01)
+        got = await reg.claim_expired(now=time.time() + 1, limit=5000)
+        assert sorted(e.id for e in got) == sorted(names)
+        assert await reg.claim_expired(now=time.time() + 1, limit=5000) == []
