@@ -252,6 +252,6 @@ print("cleaned up:", not workdir.exists())
 # live with `mcastlab calibrate --validate-load` on a quiet machine. (Done that way for the shipped
 # calibration — 20 s per run at 50 to 650 req/s on this VM — live and sim were both healthy from 50 to
 # 500 req/s and both overloaded at 600 and 650; at 550 the sim failed (enumerate and multicast p99 158
-# and 234 ms) where live just passed (multicast p99 96 ms): near the knee the sim errs a little on the
-# safe side; a later run from a clean checkout, 50 to 600 req/s, agreed on every operation at every
+# and 234 ms, over 2,988 and 1,968) where live just passed (multicast p99 96 ms): near the knee the sim
+# errs a little on the safe side; a later run from a clean checkout, 50 to 600 req/s, agreed on every operation at every
 # rate, live failing from 550 as the sim did. The README's "What the simulator models" has the table.)

@@ -90,19 +90,27 @@ if ARGV[5] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIRE',
 return {v[1], v[2]}
 """
 
-# KEYS: id key, deadline zset. ARGV: member, base. Returns 1 if the identity was stored.
-REMOVE = """
-local stored = redis.call('HGET', KEYS[1], 'x')
-local x = stored or redis.call('HGET', ARGV[2] .. 'xs', ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', ARGV[2] .. 'rows', ARGV[1])
-redis.call('HDEL', ARGV[2] .. 'xs', ARGV[1])
-if x then
-  for s in string.gmatch(x, '[^\\n]+') do
-    redis.call('SREM', ARGV[2] .. s, ARGV[1])
-    redis.call('HDEL', ARGV[2] .. 'r' .. s, ARGV[1])
+# Lua, prepended to the scripts that remove identities: drop member m's rows, xs entry and index entries,
+# its index suffixes x from its hash (false if gone) or else from xs (the hash's safety TTL fired).
+FORGET = """
+local function forget(base, m, x)
+  x = x or redis.call('HGET', base .. 'xs', m)
+  redis.call('HDEL', base .. 'rows', m)
+  redis.call('HDEL', base .. 'xs', m)
+  if x then
+    for s in string.gmatch(x, '[^\\n]+') do
+      redis.call('SREM', base .. s, m)
+      redis.call('HDEL', base .. 'r' .. s, m)
+    end
   end
 end
+"""
+
+# KEYS: id key, deadline zset. ARGV: member, base. Returns 1 if the identity was stored.
+REMOVE = FORGET + """
+local stored = redis.call('HGET', KEYS[1], 'x')
+redis.call('ZREM', KEYS[2], ARGV[1])
+forget(ARGV[2], ARGV[1], stored)
 if not stored then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
@@ -114,7 +122,7 @@ return 1
 # never acknowledged (its `ack` is not that batch's seq) - that batch again with its own seq. `removed` is
 # how many zset members this call deleted. Batches of other claimers pending for `stale` seconds or more
 # (their claimer stopped) are adopted into this one. Each expiry is in exactly one acknowledged batch.
-CLAIM = """
+CLAIM = FORGET + """
 local z, base, claimer = KEYS[1], ARGV[3], ARGV[4]
 local now, limit, stale = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[7])
 local reg, mine = base .. 'claims', base .. 'claim:' .. ARGV[4]
@@ -157,15 +165,7 @@ if want > 0 then
     local m = got[i]
     local key = base .. 'id:' .. m
     removed = removed + redis.call('ZREM', z, m)
-    local x = redis.call('HGET', key, 'x') or redis.call('HGET', base .. 'xs', m)
-    redis.call('HDEL', base .. 'rows', m)
-    redis.call('HDEL', base .. 'xs', m)
-    if x then
-      for s in string.gmatch(x, '[^\\n]+') do
-        redis.call('SREM', base .. s, m)
-        redis.call('HDEL', base .. 'r' .. s, m)
-      end
-    end
+    forget(base, m, redis.call('HGET', key, 'x'))
     redis.call('DEL', key)
     out[#out + 1] = m
     out[#out + 1] = got[i + 1]

@@ -12,7 +12,7 @@ import difflib
 import math
 import sys
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,6 +244,18 @@ def fit_lognormal(samples: Sequence[float] | np.ndarray) -> LogNormal:
 LEVELS = np.linspace(0.0, 1.0, 21)  # the quantile levels of a GapTable row
 
 
+def _by_gap(d: Any, path: str, values: str, convert: Callable[[Any], Any]) -> tuple[list[float], list[Any]]:
+    """The ``gaps`` and ``values`` lists of a calibrated by-gap section (``mcastlab calibrate`` writes
+    them), as numbers; a typed error naming ``path`` otherwise."""
+    if not isinstance(d, Mapping) or set(d) != {"gaps", values}:
+        raise ConfigError(f"{path} must be a mapping with 'gaps' and '{values}' (mcastlab calibrate "
+                          f"writes it), got {d!r:.60}", key=path)
+    try:
+        return [float(g) for g in d["gaps"]], [convert(v) for v in d[values]]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: gaps and {values} must be numbers of seconds", key=path) from None
+
+
 @dataclass(frozen=True)
 class GapTable:
     """Extra seconds after an idle gap: per measured gap (seconds, ascending), its quantiles at LEVELS."""
@@ -255,14 +267,7 @@ class GapTable:
     def from_dict(cls, d: Any, path: str) -> GapTable | None:
         if d is None:
             return None
-        if not isinstance(d, Mapping) or set(d) != {"gaps", "quantiles"}:
-            raise ConfigError(f"{path} must be a mapping with 'gaps' and 'quantiles' (mcastlab calibrate "
-                              f"writes it), got {d!r:.60}", key=path)
-        try:
-            gaps = [float(g) for g in d["gaps"]]
-            rows = [[float(v) for v in row] for row in d["quantiles"]]
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path}: gaps and quantiles must be numbers of seconds", key=path) from None
+        gaps, rows = _by_gap(d, path, "quantiles", lambda row: [float(v) for v in row])
         bad_row = any(len(r) != len(LEVELS) or r != sorted(r) or r[0] < 0 or not np.isfinite(r).all()
                       for r in rows)
         if not gaps or gaps != sorted(gaps) or gaps[0] <= 0 or len(rows) != len(gaps) or bad_row:
@@ -295,14 +300,7 @@ class WakeCurve:
     def from_dict(cls, d: Any, path: str) -> WakeCurve | None:
         if d is None:
             return None
-        if not isinstance(d, Mapping) or set(d) != {"gaps", "seconds"}:
-            raise ConfigError(f"{path} must be a mapping with 'gaps' and 'seconds' (mcastlab calibrate "
-                              f"writes it), got {d!r:.60}", key=path)
-        try:
-            gaps = [float(g) for g in d["gaps"]]
-            secs = [float(v) for v in d["seconds"]]
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path}: gaps and seconds must be numbers", key=path) from None
+        gaps, secs = _by_gap(d, path, "seconds", float)
         if (not gaps or gaps != sorted(gaps) or gaps[0] <= 0 or len(secs) != len(gaps)
                 or not all(math.isfinite(v) and v >= 0 for v in (*gaps, *secs))):
             raise ConfigError(f"{path}: gaps must be ascending and > 0, with one CPU seconds >= 0 per gap",
